@@ -1,0 +1,148 @@
+"""The schema of ``params.yaml`` (pydantic, ``extra="forbid"``) and a scoped view for the stages.
+
+``params.yaml`` is the single source of hyperparameters: every field below is required (no code
+defaults for tracked values). The file is parsed with ruamel.yaml in YAML 1.2 mode, exactly as DVC
+parses it, so ``1e-4`` is a float. Each stage reads its params through :class:`ParamsView`, which
+refuses keys the stage did not declare; ``tests/pipeline`` checks the declarations against ``dvc.yaml``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from llmd4rec_core.errors import InputError
+
+PARAMS_FILE = "params.yaml"
+
+
+class StrictModel(BaseModel):
+    """Base for every params section: unknown keys and silent type coercion are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class TableParams(StrictModel):
+    """Column names (and, for ``dataset: table``, the file) of a raw interaction table."""
+
+    path: str | None  # file name under data/raw/ or the mirror; only read when dataset == "table"
+    sha256: str | None  # expected SHA-256 of that file (None: not checked); registered files use theirs
+    user_col: str
+    item_col: str
+    time_col: str
+    rating_col: str | None
+
+
+class DataParams(StrictModel):
+    dataset: str  # registered name (beauty|sports|toys|yelp|lastfm|ml-latest-small) or "table"
+    kcore: int = Field(gt=0)  # users and items both keep >= kcore interactions (iterated to a fixed point)
+    dedup: bool | Literal["auto"]  # drop repeated (user, item) keeping the earliest; auto: tables only
+    table: TableParams
+
+
+class CrmTrainParams(StrictModel):
+    """Training-loop params shared by the conventional recommenders (CRMs)."""
+
+    loss: Literal["ce", "sampled", "bce"]  # full-softmax CE | sampled softmax | BCE with one negative
+    num_negatives: int = Field(gt=0)  # negatives shared by a batch for loss == "sampled"
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    batch_size: int = Field(gt=0)  # user sequences per step
+    max_epochs: int = Field(gt=0)
+    patience: int = Field(gt=0)  # epochs without a better validation NDCG@10 before stopping
+    warmup_epochs: float = Field(ge=0)  # linear LR warm-up, then cosine decay to 0 at max_epochs
+
+
+class SASRecParams(CrmTrainParams):
+    hidden_size: int = Field(gt=0)  # d
+    max_len: int = Field(gt=0)  # most recent items fed to the model
+    num_layers: int = Field(gt=0)
+    num_heads: int = Field(gt=0)
+    dropout: float = Field(ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> SASRecParams:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        return self
+
+
+class GRU4RecParams(CrmTrainParams):
+    hidden_size: int = Field(gt=0)
+    max_len: int = Field(gt=0)
+    num_layers: int = Field(gt=0)
+    dropout: float = Field(ge=0, lt=1)
+
+
+class EvalParams(StrictModel):
+    ks: list[int] = Field(min_length=1)  # cut-offs for HR@K / NDCG@K
+    batch_size: int = Field(gt=0)  # users scored at once (results do not depend on it)
+    mask_history: bool  # score the user's input history as -inf (DESIGN.md section 2)
+
+    @model_validator(mode="after")
+    def _positive_sorted_ks(self) -> EvalParams:
+        if any(k <= 0 for k in self.ks) or sorted(set(self.ks)) != self.ks:
+            raise ValueError(f"ks must be positive, unique and increasing, got {self.ks}")
+        return self
+
+
+class Params(StrictModel):
+    seed: int
+    data: DataParams
+    sasrec: SASRecParams
+    gru4rec: GRU4RecParams
+    eval: EvalParams
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse YAML the way DVC does (ruamel.yaml, YAML 1.2); errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: params file not found")
+    try:
+        return YAML(typ="safe", pure=True).load(path.read_text())
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise InputError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    """Read and validate ``params.yaml``; the first problem becomes a one-line :class:`InputError`."""
+    raw = read_yaml(path)
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "<root>"
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        raise InputError(f"{path}: {field}: {msg}") from None
+
+
+class ParamsView:
+    """Read-only view of :class:`Params` that only exposes the dotted keys a stage declared.
+
+    ``ParamsView(p, {"seed", "sasrec", "eval.ks"}).eval.ks`` works; ``.eval.batch_size`` raises, so a
+    stage cannot silently depend on a param that ``dvc.yaml`` does not list for it.
+    """
+
+    def __init__(self, model: BaseModel, allowed: set[str] | frozenset[str], prefix: str = "") -> None:
+        self._model = model
+        self._allowed = frozenset(allowed)
+        self._prefix = prefix
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        key = f"{self._prefix}{name}"
+        value = getattr(self._model, name)
+        parts = key.split(".")
+        if any(".".join(parts[:i]) in self._allowed for i in range(1, len(parts) + 1)):
+            return value
+        if isinstance(value, BaseModel) and any(a.startswith(key + ".") for a in self._allowed):
+            return ParamsView(value, self._allowed, key + ".")
+        raise KeyError(f"params key {key!r} is not declared by this stage")
