@@ -63,7 +63,7 @@ def test_repo_params_validate() -> None:
     assert p.eval.ks == [5, 10, 20]
     assert p.eval.mask_history is True
     assert isinstance(p.sasrec.lr, float)
-    assert p.sasrec.lr == 1e-3
+    assert p.sasrec.lr == 3e-3  # written `3.0e-3`: a float in YAML 1.2, as DVC reads it
     assert p.sasrec.hidden_size % p.sasrec.num_heads == 0
     assert p.sasrec.max_len == 50  # DESIGN.md section 3: d = 64, max length 50
     assert p.sasrec.hidden_size == 64
