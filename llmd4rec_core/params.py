@@ -90,11 +90,50 @@ class EvalParams(StrictModel):
         return self
 
 
+class LoraParams(StrictModel):
+    r: int = Field(gt=0)  # LoRA rank (paper: 8)
+    alpha: int = Field(gt=0)  # LoRA scaling numerator (scale = alpha / r)
+    dropout: float = Field(ge=0, lt=1)
+    target_modules: str | list[str]  # module names, or "all-linear" (every linear layer of the backbone)
+
+
+class LLMParams(StrictModel):
+    """The LLM-centric recommender (E4SRec) and its fine-tuning (paper section 3.3, Eq. 1)."""
+
+    backbone: str  # installed model package, local model directory, or hub id
+    load_in: Literal["none", "8bit", "4bit"]  # bitsandbytes quantisation of the frozen backbone
+    crm: Literal["sasrec", "gru4rec"]  # CRM whose item table E enters W_in and whose logits teach (Eq. 3)
+    lora: LoraParams
+    instruction: str  # the prompt text before the history
+    item_text: Literal["none", "title"]  # put each item's title beside its embedding
+    title_tokens: int = Field(ge=0)  # title tokens per item when item_text == "title"
+    max_items: int = Field(gt=0)  # most recent history items in a prompt
+    instances_per_user: int = Field(ge=0)  # most recent training prefixes per user (0 = all)
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    batch_size: int = Field(gt=0)  # instances per optimizer step
+    epochs: int = Field(gt=0)  # epoch limit and the cosine schedule's horizon
+    warmup_ratio: float = Field(ge=0, lt=1)  # share of steps with linear LR warm-up
+
+
+class ExportParams(StrictModel):
+    """Logit export to Parquet (llmd4rec_core/logits/schema.py)."""
+
+    top_k: int = Field(gt=0)  # exact top-K logits per instance (the rest is stored 8-bit quantised)
+    instances_per_user: int = Field(ge=0)  # training prefixes exported per user (0 = all)
+    batch_size: int = Field(gt=0)  # instances scored at once
+
+
 class Params(StrictModel):
     seed: int
+    T1: float = Field(gt=0)  # temperature of the downward (CRM -> LLM) KL, Eq. 2
+    gamma: float = Field(ge=0)  # weight of the downward KL, Eq. 5
+    sample_weights: bool  # Eq. 4 / Eq. 8 weights (False: w = 1, the paper's "w/o sample weights")
     data: DataParams
     sasrec: SASRecParams
     gru4rec: GRU4RecParams
+    llm: LLMParams
+    export: ExportParams
     eval: EvalParams
 
 

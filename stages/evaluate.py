@@ -1,4 +1,5 @@
-"""DVC stage: full-ranking evaluation of a trained CRM (DESIGN.md section 2) into ``metrics/<model>.json``.
+"""DVC stage: full-ranking evaluation of a trained model, CRM or E4SRec (DESIGN.md section 2), into
+``metrics/<model>.json``.
 
 The JSON records the protocol beside the numbers; ``test_history_<other>`` holds the test metrics under
 the opposite history-masking setting (needed for Yelp, whose repeats make masking matter).
@@ -9,9 +10,10 @@ from __future__ import annotations
 import typer
 
 from llmd4rec_core.atomic import write_json
-from llmd4rec_core.checkpoint import load_checkpoint
 from llmd4rec_core.data.sequences import load_sequences, load_stats
-from llmd4rec_core.evaluation import evaluate_splits, protocol_record
+from llmd4rec_core.evaluation import protocol_record
+from llmd4rec_core.recommenders import load_recommender
+from llmd4rec_core.scoring import evaluate_by_length
 from llmd4rec_core.seeding import pick_device
 from stages._common import one_line_errors, stage_params
 
@@ -31,13 +33,16 @@ def main(
     cfg = stage_params(PARAMS, params_file).eval
     data = load_sequences(data_dir)
     stats = load_stats(data_dir)
-    net, meta = load_checkpoint(f"{models_dir}/{model}", num_items=data.num_items)
     device = pick_device()
-    metrics = evaluate_splits(
-        net.to(device), data, net.cfg.max_len, cfg.ks, cfg.batch_size, cfg.mask_history, device, model
+    loaded = load_recommender(f"{models_dir}/{model}", data.num_items, device)
+    metrics = evaluate_by_length(
+        loaded.scorer, data, loaded.max_len, cfg.ks, cfg.batch_size, cfg.mask_history, device, model
     )
+    meta = loaded.meta
     protocol = protocol_record(data, stats, cfg.ks, cfg.mask_history)
-    protocol |= {"best_epoch": meta.get("best_epoch"), "loss": meta.get("params", {}).get("loss")}
+    protocol |= {"arch": meta.get("arch"), "best_epoch": meta.get("best_epoch")}
+    if "params" in meta:
+        protocol["loss"] = meta["params"].get("loss")
     write_json(out or f"metrics/{model}.json", {"model": model, "protocol": protocol, **metrics})
     print(f"{model}: test " + " ".join(f"{k} {v:.4f}" for k, v in metrics["test"].items()))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,3 +23,26 @@ def mirror_file() -> Callable[[str], Path]:
         return path
 
     return get
+
+
+REPO = Path(__file__).resolve().parents[1]
+PIPELINE_OUTPUTS = ("metrics", "models", "logits", "data/processed")
+
+
+def _snapshot() -> dict[str, int]:
+    return {
+        str(p.relative_to(REPO)): p.stat().st_mtime_ns
+        for top in PIPELINE_OUTPUTS
+        for p in sorted((REPO / top).rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pipeline_outputs_untouched() -> Iterator[None]:
+    """No test may write into the repository's pipeline outputs (a stage run with default paths would)."""
+    before = _snapshot()
+    yield
+    after = _snapshot()
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"tests modified pipeline outputs in the repository: {changed[:5]}"

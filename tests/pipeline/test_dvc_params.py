@@ -11,7 +11,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from llmd4rec_core.params import load_params
-from stages import evaluate, kcore, train_crm
+from stages import evaluate, export_logits, finetune_llm, kcore, train_crm
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,6 +48,10 @@ def declared(stage_name: str) -> set[str]:
         return set(train_crm.declared_params(item))
     if base == "evaluate":
         return set(evaluate.PARAMS)
+    if base == "finetune_llm":
+        return set(finetune_llm.PARAMS)
+    if base == "export_logits":
+        return set(export_logits.PARAMS)
     raise AssertionError(f"dvc.yaml stage {stage_name!r} has no declaration in stages/")
 
 

@@ -6,11 +6,14 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from ruamel.yaml import YAML
+
+from llmd4rec_core.logits.schema import read_meta
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_FILES = ["dvc.yaml", "params.yaml", "pyproject.toml", "stages", "llmd4rec_core"]
@@ -22,6 +25,10 @@ TINY_OVERRIDES = {
     ("gru4rec", "max_epochs"): 2,
     ("gru4rec", "batch_size"): 16,
     ("eval", "batch_size"): 7,
+    ("llm", "epochs"): 1,
+    ("llm", "batch_size"): 16,
+    ("export", "top_k"): 5,
+    ("export", "batch_size"): 16,
 }
 
 
@@ -73,16 +80,43 @@ def test_dvc_repro_end_to_end(project: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
     stats = json.loads((project / "data" / "processed" / "stats.json").read_text())
     assert stats  # the k-core stage reported its counts
-    for model in ("sasrec", "gru4rec"):
+    for model in ("sasrec", "gru4rec", "e4srec"):
         metrics = json.loads((project / "metrics" / f"{model}.json").read_text())
         assert metrics["protocol"]["history_masked"] is True
         for split in ("valid", "test"):
             assert set(metrics[split]) == {"hr@5", "hr@10", "hr@20", "ndcg@5", "ndcg@10", "ndcg@20", "mrr"}
             assert 0.0 <= metrics[split]["ndcg@10"] <= metrics[split]["hr@10"] <= 1.0
-        assert (project / "models" / model / "model.safetensors").is_file()
         assert (project / "metrics" / "curves" / f"{model}.tsv").read_text().startswith("epoch\t")
+    assert (project / "models" / "sasrec" / "model.safetensors").is_file()
+    assert (project / "models" / "e4srec" / "adapter" / "adapter_model.safetensors").is_file()
+    assert read_meta(project / "logits" / "e4srec" / "train.parquet")["producer"] == "e4srec"
     # Nothing changed: a second repro runs no stage, and the pipeline reports itself up to date.
     again = run(["dvc", "repro"], project)
     assert again.returncode == 0
     assert "Running stage" not in again.stdout
     assert "up to date" in run(["dvc", "status"], project).stdout.lower()
+
+
+def test_logits_diff_between_git_revisions(project: Path) -> None:
+    """Two versions of one artifact: the committed export (read through DVC) against the workspace's."""
+    assert run(["dvc", "repro"], project).returncode == 0
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    assert run(["git", "add", "-A"], project).returncode == 0
+    assert run([*git, "commit", "-qm", "k5"], project).returncode == 0
+    yaml = YAML()
+    params = yaml.load((project / "params.yaml").read_text())
+    params["export"]["top_k"] = 7
+    with (project / "params.yaml").open("w") as fh:
+        yaml.dump(params, fh)
+    result = run(["dvc", "repro"], project)
+    assert result.returncode == 0, result.stderr[-2000:]
+    ran = [line for line in result.stdout.splitlines() if line.startswith("Running stage")]
+    assert ran == ["Running stage 'export_logits@e4srec':"]  # only the export depends on export.top_k
+    path = "logits/e4srec/train.parquet"
+    cmd = [sys.executable, "-m", "stages.logits", "diff", path, path, "--rev-a", "HEAD", "-k", "5"]
+    diff = run(cmd, project)
+    assert diff.returncode == 0, diff.stderr
+    # same model, same instances: identical top-5 and (up to tail quantisation) the same distribution
+    assert "overlap@5: 1.0000" in diff.stdout and "better in B 0.00%" in diff.stdout
+    bad = run([*cmd[:-4], "--rev-a", "no-such-rev", "-k", "5"], project)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and bad.stderr.count("\n") == 1

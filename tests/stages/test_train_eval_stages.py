@@ -6,50 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from ruamel.yaml import YAML
+from tiny import tiny_processed, write_params
 from typer.testing import CliRunner
 
-from llmd4rec_core.data.kcore import process
-from llmd4rec_core.data.readers import read_interactions
-from llmd4rec_core.data.splits import build_stats, leave_one_out, write_processed
-from llmd4rec_core.params import load_params
 from stages import evaluate, train_crm
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def tiny_processed(root: Path, num_users: int = 30, num_items: int = 12) -> Path:
-    """A processed-data directory built by the real k-core code from a small cyclic table."""
-    rng = np.random.default_rng(0)
-    lines = ["userId,movieId,rating,timestamp"]
-    for user in range(1, num_users + 1):
-        start = int(rng.integers(1, num_items + 1))
-        lines += [f"{user},{(start + t) % num_items + 1},1.0,{t}" for t in range(int(rng.integers(5, 9)))]
-    (root / "t.csv").write_text("\n".join(lines) + "\n")
-    params = load_params(REPO / "params.yaml").data.model_copy(update={"kcore": 2})
-    frame = read_interactions(root / "t.csv", "table", params.table)
-    filtered = process(frame, 2, dedup=True)
-    sequences = leave_one_out(filtered)
-    write_processed(
-        root / "processed", filtered, sequences, build_stats(filtered, sequences, "t", "t.csv", "0", 2)
-    )
-    return root / "processed"
-
-
-def write_params(root: Path, edit: dict[tuple[str, ...], Any]) -> Path:
-    yaml = YAML(typ="safe", pure=True)
-    params = yaml.load((REPO / "params.yaml").read_text())
-    base = {("sasrec", "max_epochs"): 2, ("gru4rec", "max_epochs"): 2, ("sasrec", "batch_size"): 8}
-    for keys, value in (base | edit).items():
-        node = params
-        for key in keys[:-1]:
-            node = node[key]
-        node[keys[-1]] = value
-    with (root / "params.yaml").open("w") as fh:
-        yaml.dump(params, fh)
-    return root / "params.yaml"
 
 
 def common_args(root: Path, model: str) -> list[str]:

@@ -1,0 +1,1 @@
+"""The LLM-centric recommender (E4SRec-style, paper section 3.3): backbone + LoRA, prompts, training."""
