@@ -5,8 +5,8 @@ scores them with a student model, and compares KL(teacher || student) at several
 from (a) the exact teacher logits and (b) the file's reconstruction (top-K exact + 8-bit tail), and
 (c) top-K only with the rest as one bucket, for reference. Prints relative errors.
 
-    python benchmarks/topk_kl_error.py logits/e4srec/train.parquet --teacher models/e4srec \\
-        --student models/sasrec --sample 2000
+    python benchmarks/topk_kl_error.py logits/llmd4rec_l/round1/train.parquet \\
+        --teacher models/llmd4rec_l/round1 --student models/sasrec --sample 2000
 """
 
 from __future__ import annotations

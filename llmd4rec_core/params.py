@@ -8,6 +8,7 @@ refuses keys the stage did not declare; ``tests/pipeline`` checks the declaratio
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -124,17 +125,53 @@ class ExportParams(StrictModel):
     batch_size: int = Field(gt=0)  # instances scored at once
 
 
+ROUND_NAME = re.compile(r"round(0|[1-9][0-9]*)")
+
+
+def round_index(name: str, where: str = "round") -> int:
+    """``"round2"`` -> 2; anything else is an error naming ``where`` (an option or key) and the value."""
+    match = ROUND_NAME.fullmatch(name)
+    if match is None:
+        raise InputError(f"{where}: round name {name!r} is not of the form round<N>")
+    return int(match.group(1))
+
+
+class LoopParams(StrictModel):
+    """Algorithm 1 unrolled for DVC (no cycles, no arithmetic): each round names the round it continues
+    from; round0 is the pretrained CRM with a freshly initialised LLM (Algorithm 1, lines 1-2)."""
+
+    rounds: dict[str, str]  # {"round1": "round0", ..., "round<T_max>": "round<T_max - 1>"}
+    llm_epochs: int = Field(gt=0)  # epochs of LLM rounds >= 2 (round 1 trains llm.epochs)
+    crm_warm_start: bool  # round t's CRM starts from round t-1's weights (False: fresh init, same seed)
+
+
 class Params(StrictModel):
     seed: int
     T1: float = Field(gt=0)  # temperature of the downward (CRM -> LLM) KL, Eq. 2
     gamma: float = Field(ge=0)  # weight of the downward KL, Eq. 5
+    T2: float = Field(gt=0)  # temperature of the upward (LLM -> CRM) KL, Eq. 6
+    beta: float = Field(ge=0)  # weight of the upward KL, Eq. 9
+    T_max: int = Field(gt=0)  # rounds of Algorithm 1 (1 = the paper's "w/o loop")
     sample_weights: bool  # Eq. 4 / Eq. 8 weights (False: w = 1, the paper's "w/o sample weights")
+    embedding_update: bool  # round t's LLM reads round t-1's CRM item table (False: "w/o embedding update")
+    loop: LoopParams
     data: DataParams
     sasrec: SASRecParams
     gru4rec: GRU4RecParams
     llm: LLMParams
     export: ExportParams
     eval: EvalParams
+
+    @model_validator(mode="after")
+    def _rounds_unroll_t_max(self) -> Params:
+        expected = {f"round{t}": f"round{t - 1}" for t in range(1, self.T_max + 1)}
+        if self.loop.rounds != expected:
+            hint = ", ".join(f"{k}: {v}" for k, v in expected.items())
+            raise ValueError(
+                f"loop.rounds must unroll T_max={self.T_max} rounds as {{{hint}}}, got {self.loop.rounds} "
+                "(README: changing the number of rounds)"
+            )
+        return self
 
 
 def read_yaml(path: str | Path) -> Any:

@@ -1,5 +1,6 @@
-"""Batched full-catalogue scoring in length order, for models whose cost grows with the input length
-(the LLM recommender): rows of similar length share a batch, results come back in the caller's order.
+"""Full-ranking evaluation of any recommender over all users (DESIGN.md section 2): batched
+full-catalogue scoring in length order (rows of similar length share a batch, which matters for the LLM
+recommender whose cost grows with the input), pessimistic target ranks, metrics, and the protocol record.
 
 Rows are independent, so results do not depend on the order or the batch size beyond float rounding.
 """
@@ -7,7 +8,7 @@ Rows are independent, so results do not depend on the order or the batch size be
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -92,3 +93,22 @@ def evaluate_by_length(
         if split == "test":
             out[f"test_history_{other}"] = ranking_metrics(ranks[other], ks)
     return out
+
+
+def protocol_record(
+    data: SequenceData, stats: dict[str, Any], ks: list[int], mask_history: bool
+) -> dict[str, Any]:
+    """What a metrics file must say about how its numbers were produced (DESIGN.md section 2)."""
+    return {
+        "dataset": stats.get("dataset"),
+        "raw_sha256": stats.get("raw_sha256"),
+        "split": "leave-one-out (last item test, second-to-last validation, rest train)",
+        "ranking": "full catalogue, padding id excluded",
+        "num_items": data.num_items,
+        "users": data.num_users,
+        "ties": "pessimistic (rank = 1 + #other items scored >= target)",
+        "history_masked": mask_history,
+        "mask_value": "-inf",
+        "ks": ks,
+        "selection": "best validation ndcg@10",
+    }

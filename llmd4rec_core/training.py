@@ -1,5 +1,11 @@
 """The CRM training loop: one sequence per user, every real position a next-item target, early stopping
-on validation NDCG@10 (DESIGN.md section 2: model selection uses validation NDCG@10 only)."""
+on validation NDCG@10 (DESIGN.md section 2: model selection uses validation NDCG@10 only).
+
+With a :class:`BatchDistiller` (``distill.upward.UpwardKD``) the loss is Eq. 9 of LLMD4Rec,
+L_rec + beta * w2 * KL (LLM -> CRM); without one it is L_rec alone. Both consume the random streams
+identically, so with the same seed a distilled CRM and its baseline see the same initialisation,
+batches and negatives: only the KL term differs.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -14,13 +21,28 @@ from tqdm.auto import tqdm
 
 from llmd4rec_core.batching import bucketed_batches, left_pad
 from llmd4rec_core.data.sequences import SequenceData
-from llmd4rec_core.evaluation import full_ranking_ranks
 from llmd4rec_core.losses import recommendation_loss
 from llmd4rec_core.metrics import ranking_metrics
 from llmd4rec_core.models.base import SequentialRecommender
 from llmd4rec_core.params import CrmTrainParams
+from llmd4rec_core.scoring import ranks_by_length
 
 SELECTION_METRIC = "ndcg@10"
+
+
+class BatchDistiller(Protocol):
+    """An extra loss term on each training batch: the upward KL of LLMD4Rec (distill/upward.py)."""
+
+    beta: float  # the term's weight in the loss
+
+    def term(
+        self,
+        users: np.ndarray,
+        target_lengths: np.ndarray,
+        states: torch.Tensor,
+        targets: torch.Tensor,
+        table: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 @dataclass
@@ -39,17 +61,18 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def training_pairs(train: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per user: inputs s[:-1] and aligned next-item targets s[1:] (users with one item yield none)."""
-    keep = [s for s in train if len(s) >= 2]
-    return [s[:-1] for s in keep], [s[1:] for s in keep]
+def training_pairs(train: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """Per user: its row in ``train``, inputs s[:-1] and aligned next-item targets s[1:] (users with one
+    item yield none)."""
+    users = np.array([u for u, s in enumerate(train) if len(s) >= 2], dtype=np.int64)
+    return users, [train[u][:-1] for u in users], [train[u][1:] for u in users]
 
 
 def validation_metrics(
     model: SequentialRecommender, data: SequenceData, max_len: int, mask_history: bool, eval_batch: int
 ) -> dict[str, float]:
     device = next(model.parameters()).device
-    ranks = full_ranking_ranks(
+    ranks = ranks_by_length(
         model, data.inputs("valid"), data.targets("valid"), max_len, eval_batch, device, desc="valid"
     )
     return ranking_metrics(ranks["masked" if mask_history else "unmasked"], [10])
@@ -63,13 +86,16 @@ def train_crm(
     seed: int,
     mask_history: bool,
     eval_batch: int,
+    kd: BatchDistiller | None = None,
 ) -> TrainResult:
-    """Train ``model`` with ``cfg.loss`` and keep the weights of the best validation NDCG@10 epoch."""
+    """Train ``model`` with ``cfg.loss`` (plus ``kd``'s Eq. 9 term) and keep the weights of the best
+    validation NDCG@10 epoch."""
     device = next(model.parameters()).device
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
-    inputs, targets = training_pairs(data.train)
-    lengths = np.array([min(len(s), max_len) for s in inputs])
+    users, inputs, targets = training_pairs(data.train)
+    lengths = np.array([min(len(s), max_len) for s in inputs])  # what the model reads
+    target_lengths = np.array([len(t) for t in targets])  # where a teacher position lands after padding
     steps_per_epoch = math.ceil(len(inputs) / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.max_epochs
     warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
@@ -81,26 +107,43 @@ def train_crm(
     epochs = tqdm(range(1, cfg.max_epochs + 1), desc="train", unit="epoch")  # ETA for the whole run
     for epoch in epochs:
         model.train()
-        start, total_loss, seen = time.perf_counter(), 0.0, 0
+        start, seen = time.perf_counter(), 0
+        sums = {"loss": 0.0, "rec": 0.0, "kl": 0.0, "w2": 0.0, "kl_rows": 0.0}
         batches = bucketed_batches(lengths, cfg.batch_size, rng)
         for idx in tqdm(batches, desc=f"epoch {epoch}", unit="batch", leave=False):
             x = left_pad([inputs[i] for i in idx], max_len).to(device)  # [B, L]
             y = left_pad([targets[i] for i in idx], max_len).to(device)  # [B, L], aligned with x
-            hidden = model(x)[y != 0]  # [N, d] real positions only
-            loss = recommendation_loss(
-                cfg.loss, hidden, y[y != 0], model.item_embeddings.weight, cfg.num_negatives, gen
-            )
+            states = model(x)  # [B, L, d]
+            table = model.item_embeddings.weight  # [I + 1, d]
+            rec = recommendation_loss(cfg.loss, states[y != 0], y[y != 0], table, cfg.num_negatives, gen)
+            loss = rec
+            if kd is not None:
+                kl, w2 = kd.term(users[idx], target_lengths[idx], states, y, table)
+                loss = rec + kd.beta * kl  # Eq. 9
+                sums["kl"] += kl.item() * len(idx)
+                sums["w2"] += float(w2.sum())
+                sums["kl_rows"] += len(w2)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            total_loss += loss.item() * len(idx)
+            sums["loss"] += loss.item() * len(idx)
+            sums["rec"] += rec.item() * len(idx)
             seen += len(idx)
         train_seconds = time.perf_counter() - start
         valid = validation_metrics(model, data, max_len, mask_history, eval_batch)
         row = {
             "epoch": epoch,
-            "train_loss": total_loss / max(seen, 1),
+            "train_loss": sums["loss"] / max(seen, 1),
+            **(
+                {
+                    "train_rec": sums["rec"] / max(seen, 1),
+                    "train_kl": sums["kl"] / max(seen, 1),
+                    "train_w2": sums["w2"] / max(sums["kl_rows"], 1),
+                }
+                if kd is not None
+                else {}
+            ),
             "valid_ndcg@10": valid["ndcg@10"],
             "valid_hr@10": valid["hr@10"],
             "lr": sched.get_last_lr()[0],

@@ -11,9 +11,8 @@ import typer
 
 from llmd4rec_core.atomic import write_json
 from llmd4rec_core.data.sequences import load_sequences, load_stats
-from llmd4rec_core.evaluation import protocol_record
 from llmd4rec_core.recommenders import load_recommender
-from llmd4rec_core.scoring import evaluate_by_length
+from llmd4rec_core.scoring import evaluate_by_length, protocol_record
 from llmd4rec_core.seeding import pick_device
 from stages._common import one_line_errors, stage_params
 

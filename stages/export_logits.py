@@ -18,6 +18,7 @@ from llmd4rec_core.data.sequences import load_sequences, load_stats
 from llmd4rec_core.errors import InputError
 from llmd4rec_core.logits.export import export_rows
 from llmd4rec_core.logits.schema import write_logits
+from llmd4rec_core.params import round_index
 from llmd4rec_core.recommenders import load_recommender
 from llmd4rec_core.seeding import pick_device
 from stages._common import one_line_errors, stage_params
@@ -32,7 +33,7 @@ app = typer.Typer(add_completion=False, help=__doc__)
 def main(
     model: str = typer.Option(..., help="model name: reads <models_dir>/<model>/"),
     split: str = typer.Option("train", help="train | valid | test"),
-    round_: int = typer.Option(0, "--round", help="distillation round of the producer (0 = pretrained CRM)"),
+    round_name: str = typer.Option(None, "--round", help="LLMD4Rec round of the producer, e.g. round1"),
     params_file: str = typer.Option("params.yaml", help="params file"),
     data_dir: str = typer.Option("data/processed", help="output of the kcore stage"),
     models_dir: str = typer.Option("models", help="where the checkpoints are"),
@@ -59,7 +60,7 @@ def main(
     meta = {
         "producer": model,
         "producer_arch": loaded.meta.get("arch"),
-        "round": round_,
+        "round": None if round_name is None else round_index(round_name, "--round"),
         "split": split,
         "params_sha256": loaded.config_sha256,
         "dataset": stats.get("dataset"),

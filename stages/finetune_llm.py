@@ -1,8 +1,11 @@
-"""DVC stage: fine-tune E4SRec (LoRA, W_in, W_out) with the downward KL from the CRM (Eq. 5).
+"""DVC stage: fine-tune E4SRec (LoRA, W_in, W_out), as the plain baseline or as round t of Algorithm 1.
 
-Reads ``data/processed`` and the CRM checkpoint (its item table E feeds W_in, Eq. 1; its logits are the
-KL teacher, Eq. 3). Writes ``models/<name>/`` (peft adapters + heads, safetensors), the curve
-``metrics/curves/<name>.tsv`` and wall-clock facts in ``metrics/train_<name>.json``.
+``--name e4srec``: the E4SRec baseline, CE only (Eq. 5 with gamma = 0), ``llm.epochs`` from the round-0
+LLM. ``--round round<t> --prev round<t-1>``: LLMD4Rec_L round t (lines 4-7): continue from round t-1's
+LLM, refresh its item table E from round t-1's CRM (``embedding_update``), and train with the downward KL
+from that frozen CRM (Eq. 2-5) for ``llm.epochs`` (round 1) or ``loop.llm_epochs`` (later rounds).
+Writes the checkpoint (peft adapters + heads, safetensors), the curve ``metrics/curves/<name>.tsv`` and
+wall-clock facts in ``metrics/train_<name>.json`` (``<name>`` = ``llmd4rec_l_round<t>`` for rounds).
 """
 
 from __future__ import annotations
@@ -15,49 +18,90 @@ import typer
 from llmd4rec_core.atomic import write_json
 from llmd4rec_core.checkpoint import load_checkpoint
 from llmd4rec_core.curves import write_curve
-from llmd4rec_core.data.sequences import load_sequences, load_stats
-from llmd4rec_core.data.titles import item_titles
-from llmd4rec_core.llm.checkpoint import build_e4srec, save_e4srec
+from llmd4rec_core.data.sequences import load_sequences
+from llmd4rec_core.errors import InputError
+from llmd4rec_core.llm.checkpoint import load_e4srec, save_e4srec, update_item_table
 from llmd4rec_core.llm.finetune import DownwardKD, finetune_e4srec
+from llmd4rec_core.params import round_index
 from llmd4rec_core.seeding import pick_device, seed_everything
 from stages._common import one_line_errors, stage_params
 
-PARAMS = ("seed", "T1", "gamma", "sample_weights", "llm", "eval.mask_history")
+BASELINE_PARAMS = ("seed", "llm", "eval.mask_history")
+ROUND_PARAMS = (
+    "seed",
+    "T1",
+    "gamma",
+    "sample_weights",
+    "embedding_update",
+    "llm",
+    "loop.llm_epochs",
+    "eval.mask_history",
+)
 app = typer.Typer(add_completion=False, help=__doc__)
+
+
+def declared_params(round_name: str | None) -> tuple[str, ...]:
+    """The params keys this stage reads (dvc.yaml lists exactly these)."""
+    return BASELINE_PARAMS if round_name is None else ROUND_PARAMS
 
 
 @app.command()
 @one_line_errors
 def main(
-    name: str = typer.Option("e4srec", help="model name: writes <out_dir>/<name>/"),
+    name: str = typer.Option("e4srec", help="baseline model name (ignored with --round)"),
+    round_name: str = typer.Option(None, "--round", help="LLMD4Rec round to train, e.g. round2"),
+    prev: str = typer.Option(None, help="the round it continues from, e.g. round1 (with --round)"),
     params_file: str = typer.Option("params.yaml", help="params file"),
     data_dir: str = typer.Option("data/processed", help="output of the kcore stage"),
-    crm_dir: str = typer.Option("", help="CRM checkpoint (default models/<llm.crm>)"),
-    out_dir: str = typer.Option("models", help="checkpoints go to <out_dir>/<name>/"),
+    models_dir: str = typer.Option("models", help="checkpoints: llmd4rec_{l,c}/round<t>/, <name>/"),
     metrics_dir: str = typer.Option("metrics", help="curves/<name>.tsv and train_<name>.json go here"),
     valid_batch_size: int = typer.Option(64, help="prompts per validation batch"),
 ) -> None:
-    params = stage_params(PARAMS, params_file)
-    cfg = params.llm
+    if (round_name is None) != (prev is None):
+        raise InputError("--round and --prev go together")
+    params = stage_params(declared_params(round_name), params_file)
     data = load_sequences(data_dir)
-    crm, _ = load_checkpoint(crm_dir or f"{out_dir}/{cfg.crm}", num_items=data.num_items)
-    titles = (
-        item_titles(data_dir, str(load_stats(data_dir).get("dataset"))) if cfg.item_text == "title" else None
-    )
-    seed_everything(params.seed)
     device = pick_device()
-    model = build_e4srec(cfg, crm.item_embeddings.weight, device, titles)
-    kd = DownwardKD(crm.to(device), params.T1, params.gamma, params.sample_weights)
+    cfg = params.llm
+    if round_name is None:
+        start_dir, out, label = f"{models_dir}/llmd4rec_l/round0", f"{models_dir}/{name}", name
+        teacher, epochs, distill = None, cfg.epochs, {"gamma": 0.0}
+    else:
+        t = round_index(round_name, "--round")
+        if t < 1 or round_index(prev, "--prev") != t - 1:
+            raise InputError(f"--prev {prev}: round {round_name} continues from round{t - 1}")
+        start_dir, out = f"{models_dir}/llmd4rec_l/{prev}", f"{models_dir}/llmd4rec_l/{round_name}"
+        label = f"llmd4rec_l_{round_name}"
+        teacher_dir = f"{models_dir}/llmd4rec_c/{prev}"
+        teacher, _ = load_checkpoint(teacher_dir, num_items=data.num_items)
+        epochs = cfg.epochs if t == 1 else params.loop.llm_epochs
+        distill = {"T1": params.T1, "gamma": params.gamma, "sample_weights": params.sample_weights}
+        distill |= {"teacher": teacher_dir, "round": t}
+        if t > 1:  # round 1's table already is round 0's CRM table: the switch cannot change it
+            distill["embedding_update"] = params.embedding_update
+    seed_everything(params.seed)
+    model, meta = load_e4srec(start_dir, device, data.num_items, trainable=True)
+    if teacher is not None and params.embedding_update:
+        update_item_table(model, teacher.item_embeddings.weight, teacher_dir)  # Algorithm 1, lines 4-5
+    kd = (
+        DownwardKD(teacher.to(device), params.T1, params.gamma, params.sample_weights)
+        if teacher is not None
+        else DownwardKD(None, 1.0, 0.0, False)
+    )
+    run_cfg = cfg.model_copy(update={"epochs": epochs})
     start = time.perf_counter()
-    result = finetune_e4srec(model, data, cfg, kd, params.seed, params.eval.mask_history, valid_batch_size)
+    result = finetune_e4srec(
+        model, data, run_cfg, kd, params.seed, params.eval.mask_history, valid_batch_size
+    )
     seconds = time.perf_counter() - start
     extra = {
         "best_epoch": result.best_epoch,
         "best_valid": result.best_valid,
-        "distill": {"T1": params.T1, "gamma": params.gamma, "sample_weights": params.sample_weights},
+        "distill": distill,
+        "started_from": start_dir,
     }
-    save_e4srec(f"{out_dir}/{name}", model, cfg, titles, extra)
-    write_curve(f"{metrics_dir}/curves/{name}.tsv", result.history)
+    save_e4srec(out, model, run_cfg, meta.get("titles"), extra)
+    write_curve(f"{metrics_dir}/curves/{label}.tsv", result.history)
     timing = {
         "train_seconds": round(seconds, 1),
         "epochs_run": len(result.history),
@@ -66,11 +110,9 @@ def main(
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
     }
-    write_json(f"{metrics_dir}/train_{name}.json", timing)
-    print(
-        f"{name}: best epoch {result.best_epoch}, "
-        f"valid ndcg@10 {result.best_valid['ndcg@10']:.4f}, {seconds:.0f}s"
-    )
+    write_json(f"{metrics_dir}/train_{label}.json", timing)
+    best = result.best_valid["ndcg@10"]
+    print(f"{label}: best epoch {result.best_epoch}, valid ndcg@10 {best:.4f}, {seconds:.0f}s")
 
 
 if __name__ == "__main__":

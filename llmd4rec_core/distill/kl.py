@@ -25,13 +25,26 @@ def tempered_kl(
     the teacher alone is -inf). Returns [N] float32, >= 0 up to rounding. Gradients flow to both inputs;
     detach the teacher yourself.
     """
+    return kl_from_teacher_log_probs(
+        tempered_log_probs(teacher_logits, temperature), student_logits, temperature
+    )
+
+
+def tempered_log_probs(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log softmax(logits / T) in float32, [N, I]: a teacher's side of the KL, computable once."""
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    log_p = torch.log_softmax(teacher_logits.float() / temperature, dim=-1)  # [N, I]
-    log_q = torch.log_softmax(student_logits.float() / temperature, dim=-1)  # [N, I]
-    p = log_p.exp()
+    return torch.log_softmax(logits.float() / temperature, dim=-1)
+
+
+def kl_from_teacher_log_probs(
+    teacher_log_p: torch.Tensor, student_logits: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """Per-row KL(p_t || softmax(student / T)) from the teacher's :func:`tempered_log_probs` [N, I]."""
+    log_q = tempered_log_probs(student_logits, temperature)  # [N, I]
+    p = teacher_log_p.exp()
     # items the teacher gives probability 0 contribute 0, even where the student's log-prob is -inf
-    terms = torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p))
+    terms = torch.where(p > 0, p * (teacher_log_p - log_q), torch.zeros_like(p))
     return terms.sum(dim=-1)
 
 
@@ -58,13 +71,20 @@ def weighted_kl(
     student_logits: torch.Tensor,
     temperature: float,
     weights: torch.Tensor | None,
+    teacher_is_log_probs: bool = False,
 ) -> torch.Tensor:
     """mean_n(w_n * KL_n): the distillation term of Eq. 5 / Eq. 9 before gamma / beta.
 
     ``weights`` [N] from :func:`sample_weight`, or None for the "w/o sample weights" ablation (w = 1).
-    The teacher is detached here: gradients reach only the student.
+    ``teacher_is_log_probs``: ``teacher_logits`` already holds :func:`tempered_log_probs` at this
+    temperature (a fixed teacher computes them once). The teacher is detached here: gradients reach only
+    the student.
     """
-    kl = tempered_kl(teacher_logits.detach(), student_logits, temperature)  # [N]
+    teacher = teacher_logits.detach()
+    if teacher_is_log_probs:
+        kl = kl_from_teacher_log_probs(teacher, student_logits, temperature)  # [N]
+    else:
+        kl = tempered_kl(teacher, student_logits, temperature)  # [N]
     if weights is not None:
         kl = kl * weights.detach().to(kl.dtype)
     return kl.mean()

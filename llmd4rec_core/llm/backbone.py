@@ -103,9 +103,9 @@ def add_lora(
         raise InputError(f"llm.lora.target_modules: {exc}".splitlines()[0]) from None
 
 
-def load_lora(model: PreTrainedModel, adapter_dir: str | Path) -> PeftModel:
-    """Re-attach adapters saved with ``save_pretrained`` (safetensors)."""
+def load_lora(model: PreTrainedModel, adapter_dir: str | Path, trainable: bool = False) -> PeftModel:
+    """Re-attach adapters saved with ``save_pretrained`` (safetensors); ``trainable`` to train on."""
     try:
-        return PeftModel.from_pretrained(model, str(adapter_dir))
+        return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable)
     except (OSError, ValueError) as exc:
         raise InputError(f"{adapter_dir}: cannot load LoRA adapters: {exc}".splitlines()[0]) from None

@@ -68,9 +68,13 @@ def read_config(ckpt_dir: str | Path) -> dict[str, Any]:
 
 
 def load_e4srec(
-    ckpt_dir: str | Path, device: torch.device, num_items: int | None = None
+    ckpt_dir: str | Path, device: torch.device, num_items: int | None = None, trainable: bool = False
 ) -> tuple[E4SRec, dict[str, Any]]:
-    """Rebuild E4SRec from its checkpoint; ``num_items`` (the data's catalogue) must match when given."""
+    """Rebuild E4SRec from its checkpoint; ``num_items`` (the data's catalogue) must match when given.
+
+    ``trainable``: LoRA, W_in and W_out come back trainable (train mode), to continue fine-tuning in the
+    next round of Algorithm 1; otherwise the model is in eval mode with a frozen backbone.
+    """
     ckpt_dir = Path(ckpt_dir)
     meta = read_config(ckpt_dir)
     if meta.get("arch") != ARCH:
@@ -88,7 +92,7 @@ def load_e4srec(
             f"{ckpt_dir}: incomplete or corrupt E4SRec checkpoint ({type(exc).__name__})"
         ) from None
     backbone = load_backbone(cfg.backbone, cfg.load_in, device)
-    lora = load_lora(backbone.model, ckpt_dir / ADAPTER)
+    lora = load_lora(backbone.model, ckpt_dir / ADAPTER, trainable)
     template = build_template(
         backbone.tokenizer, cfg.instruction, cfg.max_items, meta.get("titles"), cfg.title_tokens
     )
@@ -99,5 +103,17 @@ def load_e4srec(
     except RuntimeError as exc:
         msg = f"{ckpt_dir / HEADS}: shapes do not fit {CONFIG}: {exc}"
         raise InputError(msg.splitlines()[0]) from None
+    if trainable:
+        return model.to(device).train(), meta
     model.backbone.requires_grad_(False)
     return model.to(device).eval(), meta
+
+
+def update_item_table(model: E4SRec, item_table: torch.Tensor, source: str) -> None:
+    """Replace E with a newer CRM's item table (Algorithm 1, lines 4-5: the embedding update)."""
+    if item_table.shape != model.item_table.shape:
+        raise InputError(
+            f"{source}: item table {tuple(item_table.shape)} does not fit the LLM's "
+            f"{tuple(model.item_table.shape)}"
+        )
+    model.item_table.copy_(item_table.detach().to(model.item_table))

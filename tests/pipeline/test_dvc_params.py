@@ -3,62 +3,69 @@
 from __future__ import annotations
 
 import ast
+import functools
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ruamel.yaml import YAML
+from dvc.dependency.param import ParamsDependency
+from dvc.repo import Repo
 
 from llmd4rec_core.params import load_params
-from stages import evaluate, export_logits, finetune_llm, kcore, train_crm
+from stages import distill_crm, evaluate, export_logits, finetune_llm, kcore, loop_init, train_crm
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def substitute(node: Any, item: str) -> Any:
-    """Replace ``${item}`` in every string of a nested dvc.yaml node (keys included)."""
-    if isinstance(node, str):
-        return node.replace("${item}", item)
-    if isinstance(node, list):
-        return [substitute(x, item) for x in node]
-    if isinstance(node, dict):
-        return {substitute(k, item): substitute(v, item) for k, v in node.items()}
-    return node
+@dataclass(frozen=True)
+class ResolvedStage:
+    cmd: str
+    params: set[str]  # params.yaml keys listed under params:
+    deps: list[str]  # file and directory deps
 
 
-def expanded_stages() -> dict[str, dict[str, Any]]:
-    """dvc.yaml stages with ``foreach`` expanded the way DVC names them (``stage@item``)."""
-    spec = YAML(typ="safe", pure=True).load((ROOT / "dvc.yaml").read_text())["stages"]
-    out: dict[str, dict[str, Any]] = {}
-    for name, stage in spec.items():
-        if "foreach" not in stage:
-            out[name] = stage
-            continue
-        for item in stage["foreach"]:
-            out[f"{name}@{item}"] = substitute(stage["do"], item)
+@functools.cache
+def expanded_stages() -> dict[str, ResolvedStage]:
+    """dvc.yaml as DVC itself resolves it: ``foreach`` expanded (``stage@key``), ``${...}`` substituted."""
+    out: dict[str, ResolvedStage] = {}
+    with Repo(str(ROOT)) as repo:
+        for stage in repo.index.stages:
+            params = {k for d in stage.deps if isinstance(d, ParamsDependency) for k in d.params}
+            deps = [d.def_path for d in stage.deps if not isinstance(d, ParamsDependency)]
+            out[stage.addressing] = ResolvedStage(cmd=stage.cmd, params=params, deps=deps)
     return out
+
+
+def option(cmd: str, flag: str) -> str | None:
+    match = re.search(rf"{flag} (\S+)", cmd)
+    return match.group(1) if match else None
 
 
 def declared(stage_name: str) -> set[str]:
     base, _, item = stage_name.partition("@")
+    cmd = expanded_stages()[stage_name].cmd
     if base == "kcore":
         return set(kcore.PARAMS)
     if base == "train_crm":
         return set(train_crm.declared_params(item))
-    if base == "evaluate":
+    if base.startswith("evaluate"):
         return set(evaluate.PARAMS)
-    if base == "finetune_llm":
-        return set(finetune_llm.PARAMS)
-    if base == "export_logits":
+    if base == "loop_init":
+        return set(loop_init.PARAMS)
+    if base.startswith("finetune"):
+        return set(finetune_llm.declared_params(option(cmd, "--round")))
+    if base.startswith("export"):
         return set(export_logits.PARAMS)
+    if base == "distill_crm":
+        return set(distill_crm.declared_params(load_params(ROOT / "params.yaml").llm.crm))
     raise AssertionError(f"dvc.yaml stage {stage_name!r} has no declaration in stages/")
 
 
 @pytest.mark.parametrize("stage_name", sorted(expanded_stages()))
 def test_stage_params_match_declaration(stage_name: str) -> None:
-    listed = set(expanded_stages()[stage_name].get("params", []))
-    assert listed == declared(stage_name)
+    assert expanded_stages()[stage_name].params == declared(stage_name)
 
 
 def test_declared_params_exist_in_params_yaml() -> None:
@@ -71,9 +78,20 @@ def test_declared_params_exist_in_params_yaml() -> None:
                 node = node[part]
 
 
+# T_max is realised by dvc.yaml itself: the stages are unrolled over loop.rounds, which the params
+# schema validates to be exactly round1..round<T_max>. No stage reads it.
+UNROLLING_ONLY = {"T_max"}
+
+
 def test_every_top_level_param_is_read_by_some_stage() -> None:
     read = {key.split(".")[0] for name in expanded_stages() for key in declared(name)}
-    assert set(load_params(ROOT / "params.yaml").model_dump()) <= read
+    assert set(load_params(ROOT / "params.yaml").model_dump()) - UNROLLING_ONLY <= read
+
+
+def test_rounds_unroll_t_max() -> None:
+    params = load_params(ROOT / "params.yaml")
+    rounds = [name for name in expanded_stages() if name.startswith("distill_crm@")]
+    assert rounds == [f"distill_crm@round{t}" for t in range(1, params.T_max + 1)]
 
 
 def test_every_params_key_is_commented() -> None:
@@ -126,9 +144,9 @@ RESULT_NEUTRAL = {
 def test_stage_code_deps_cover_every_imported_module(stage_name: str) -> None:
     """Changing any code a stage runs must make DVC rerun that stage."""
     stage = expanded_stages()[stage_name]
-    module = re.search(r"python -m ([\w.]+)", stage["cmd"])
+    module = re.search(r"python -m ([\w.]+)", stage.cmd)
     assert module, f"{stage_name}: cmd is not `python -m <module>`"
-    deps = [ROOT / d for d in stage["deps"]]
+    deps = [ROOT / d for d in stage.deps]
     for name in sorted(local_imports(module.group(1))):
         path = module_file(name)
         assert path is not None
@@ -138,3 +156,18 @@ def test_stage_code_deps_cover_every_imported_module(stage_name: str) -> None:
             continue
         covered = any(path == d or d in path.parents for d in deps)
         assert covered, f"{stage_name}: deps miss {path.relative_to(ROOT)} (imported as {name})"
+
+
+@pytest.mark.parametrize("stage_name", sorted(expanded_stages()))
+def test_stage_code_deps_are_all_imported(stage_name: str) -> None:
+    """The converse: a code dep the stage never imports would rerun it for nothing."""
+    stage = expanded_stages()[stage_name]
+    module = re.search(r"python -m ([\w.]+)", stage.cmd)
+    assert module
+    imported = {module_file(name) for name in local_imports(module.group(1))} - {None}
+    for dep in stage.deps:
+        path = ROOT / dep
+        if dep.split("/")[0] not in {"llmd4rec_core", "stages"}:
+            continue  # data and model artifacts
+        used = any(f == path or path in f.parents for f in imported)  # type: ignore[union-attr]
+        assert used, f"{stage_name}: dep {dep} is not imported by {module.group(1)}"

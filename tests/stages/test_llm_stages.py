@@ -1,18 +1,22 @@
-"""finetune_llm -> export_logits -> evaluate -> logits show/diff on tiny data with a tiny offline decoder,
-and the issue's bad inputs: each one line on stderr, exit code 2, nothing written."""
+"""loop_init -> finetune_llm (baseline and rounds) -> export_logits -> distill_crm -> evaluate -> logits
+show/diff on tiny data with a tiny offline decoder, and bad inputs: each one line on stderr, exit code 2,
+nothing written."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
+from safetensors.torch import load_file
 from tiny import tiny_backbone, tiny_processed, write_params
 from typer.testing import CliRunner
 
 from llmd4rec_core.logits.schema import read_logits
-from stages import evaluate, export_logits, finetune_llm, logits, train_crm
+from stages import distill_crm, evaluate, export_logits, finetune_llm, logits, loop_init, train_crm
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +35,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory, backbone: Path) -> Path:
     write_params(root, {("llm", "backbone"): str(backbone)})
     crm_args = ["--model", "sasrec", "--out-dir", root / "models", "--metrics-dir", root / "metrics"]
     assert invoke(train_crm.app, root, *crm_args).exit_code == 0
-    result = run_finetune(root)
-    assert result.exit_code == 0, result.output
+    assert invoke(loop_init.app, root, "--models-dir", root / "models").exit_code == 0
+    for extra in ([], ["--round", "round1", "--prev", "round0"]):
+        result = run_finetune(root, *extra)
+        assert result.exit_code == 0, result.output
     return root
 
 
@@ -43,14 +49,21 @@ def invoke(app: Any, root: Path, *args: Any) -> Any:
 
 def run_finetune(root: Path, *extra: Any) -> Any:
     return invoke(
-        finetune_llm.app, root, "--out-dir", root / "models", "--metrics-dir", root / "metrics", *extra
+        finetune_llm.app, root, "--models-dir", root / "models", "--metrics-dir", root / "metrics", *extra
     )
 
 
-def run_export(root: Path, out: Path, model: str = "e4srec", split: str = "train") -> Any:
+def run_export(root: Path, out: Path, model: str = "llmd4rec_l/round1", split: str = "train") -> Any:
     return invoke(
-        export_logits.app, root, "--model", model, "--split", split, "--round", 1,
+        export_logits.app, root, "--model", model, "--split", split, "--round", "round1",
         "--models-dir", root / "models", "--out", out, "--timing-out", out.with_suffix(".json"),
+    )  # fmt: skip
+
+
+def run_distill(root: Path, round_name: str, prev: str, models: Path, logits_dir: Path) -> Any:
+    return invoke(
+        distill_crm.app, root, "--round", round_name, "--prev", prev, "--models-dir", models,
+        "--logits-dir", logits_dir, "--metrics-dir", root / "metrics",
     )  # fmt: skip
 
 
@@ -61,12 +74,53 @@ def assert_one_line_error(result: Any, expected: str) -> None:
 
 
 def test_finetune_writes_adapters_heads_and_curve(trained: Path) -> None:
-    ckpt = trained / "models" / "e4srec"
-    assert {p.name for p in ckpt.iterdir()} == {"adapter", "heads.safetensors", "config.json"}
-    meta = json.loads((ckpt / "config.json").read_text())
-    assert meta["arch"] == "e4srec" and meta["distill"] == {"T1": 0.6, "gamma": 1.0, "sample_weights": True}
-    curve = (trained / "metrics" / "curves" / "e4srec.tsv").read_text().splitlines()
-    assert len(curve) == 3 and "train_kl" in curve[0]
+    models = trained / "models"
+    for name in ("e4srec", "llmd4rec_l/round1", "llmd4rec_l/round0"):
+        assert {p.name for p in (models / name).iterdir()} == {"adapter", "heads.safetensors", "config.json"}
+    baseline = json.loads((models / "e4srec" / "config.json").read_text())
+    assert baseline["arch"] == "e4srec" and baseline["distill"] == {"gamma": 0.0}
+    assert baseline["started_from"].endswith("llmd4rec_l/round0")
+    round1 = json.loads((models / "llmd4rec_l" / "round1" / "config.json").read_text())
+    assert round1["distill"]["T1"] == 0.6 and round1["distill"]["gamma"] == 1.0
+    assert round1["distill"]["teacher"].endswith("llmd4rec_c/round0") and round1["distill"]["round"] == 1
+    # round 0 is the pretrained CRM, copied, and both LLMs start from the same initialisation
+    crm0 = models / "llmd4rec_c" / "round0" / "model.safetensors"
+    assert crm0.read_bytes() == (models / "sasrec" / "model.safetensors").read_bytes()
+    for name in ("e4srec", "llmd4rec_l/round1"):
+        curve = (trained / "metrics" / "curves" / f"{name.replace('/', '_')}.tsv").read_text().splitlines()
+        assert len(curve) == 3 and "train_kl" in curve[0]
+    assert "\t0.0\t" in (trained / "metrics" / "curves" / "e4srec.tsv").read_text()  # no KL for the baseline
+
+
+def test_two_rounds_continue_and_update_embeddings(trained: Path, tmp_path: Path, backbone: Path) -> None:
+    """Round 1 export -> distill_crm -> round 2 LLM reads round 1's CRM table and continues round 1's LLM."""
+    models = tmp_path / "models"
+    shutil.copytree(trained / "models", models)
+    logits_dir = tmp_path / "logits"
+    assert run_export(trained, logits_dir / "llmd4rec_l" / "round1" / "train.parquet").exit_code == 0
+    result = run_distill(trained, "round1", "round0", models, logits_dir)
+    assert result.exit_code == 0, result.output
+    crm1 = json.loads((models / "llmd4rec_c" / "round1" / "config.json").read_text())
+    assert crm1["arch"] == "sasrec" and crm1["distill"]["T2"] == 0.2 and crm1["distill"]["teacher_rows"] > 0
+    sasrec = load_file(models / "sasrec" / "model.safetensors")
+    crm1_weights = load_file(models / "llmd4rec_c" / "round1" / "model.safetensors")
+    assert {k: v.shape for k, v in crm1_weights.items()} == {k: v.shape for k, v in sasrec.items()}
+    curve = (trained / "metrics" / "curves" / "llmd4rec_c_round1.tsv").read_text().splitlines()
+    assert "train_kl" in curve[0] and "train_w2" in curve[0]
+
+    for update in (True, False):
+        write_params(trained, {("llm", "backbone"): str(backbone), ("embedding_update",): update})
+        result = invoke(
+            finetune_llm.app, trained, "--round", "round2", "--prev", "round1",
+            "--models-dir", models, "--metrics-dir", tmp_path / "metrics",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        heads = load_file(models / "llmd4rec_l" / "round2" / "heads.safetensors")
+        source = crm1_weights if update else sasrec
+        assert torch.equal(heads["item_table"], source["item_embeddings.weight"])
+        meta = json.loads((models / "llmd4rec_l" / "round2" / "config.json").read_text())
+        assert meta["started_from"].endswith("llmd4rec_l/round1") and meta["llm"]["epochs"] == 1
+    write_params(trained, {("llm", "backbone"): str(backbone)})
 
 
 def test_export_is_deterministic_and_evaluation_agrees(trained: Path, tmp_path: Path) -> None:
@@ -75,7 +129,8 @@ def test_export_is_deterministic_and_evaluation_agrees(trained: Path, tmp_path: 
         assert result.exit_code == 0, result.output
     assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
     export = read_logits(tmp_path / "a.parquet")
-    assert export.meta["producer"] == "e4srec" and export.meta["round"] == 1 and export.meta["top_k"] == 5
+    assert export.meta["producer"] == "llmd4rec_l/round1" and export.meta["round"] == 1
+    assert export.meta["top_k"] == 5
     assert len(export.rows) == len(set(zip(export.rows.user_id, export.rows.position, strict=True)))
     timing = json.loads((tmp_path / "a.json").read_text())
     assert timing["rows"] == len(export.rows) and timing["bytes"] > 0
@@ -83,7 +138,14 @@ def test_export_is_deterministic_and_evaluation_agrees(trained: Path, tmp_path: 
     assert run_export(trained, tmp_path / "test.parquet", split="test").exit_code == 0
     out = tmp_path / "metrics.json"
     result = invoke(
-        evaluate.app, trained, "--model", "e4srec", "--models-dir", trained / "models", "--out", out
+        evaluate.app,
+        trained,
+        "--model",
+        "llmd4rec_l/round1",
+        "--models-dir",
+        trained / "models",
+        "--out",
+        out,
     )
     assert result.exit_code == 0, result.output
     metrics = json.loads(out.read_text())
@@ -139,24 +201,28 @@ def test_bad_inputs(trained: Path, tmp_path: Path, backbone: Path) -> None:
         assert_one_line_error(run_export(trained, tmp_path / "k.parquet"), "export.top_k: 10000 exceeds")
         assert not (tmp_path / "k.parquet").exists() and not (tmp_path / "k.json").exists()
         write_params(trained, {("llm", "backbone"): str(tmp_path / "no-such-model")})
-        out = tmp_path / "out"
-        crm = trained / "models" / "sasrec"
-        result = invoke(finetune_llm.app, trained, "--out-dir", out, "--metrics-dir", out, "--crm-dir", crm)
+        models = tmp_path / "m"
+        shutil.copytree(trained / "models" / "sasrec", models / "sasrec")
+        result = invoke(loop_init.app, trained, "--models-dir", models)
         assert_one_line_error(result, "llm.backbone: ")
-        assert not out.exists()
+        assert not (models / "llmd4rec_l").exists() and not (models / "llmd4rec_c").exists()
     finally:
         write_params(trained, {("llm", "backbone"): str(backbone)})
-    config = trained / "models" / "sasrec" / "config.json"
-    original = config.read_text()
-    meta = json.loads(original)
+    config = models / "sasrec" / "config.json"
+    meta = json.loads(config.read_text())
     meta["config"]["num_items"] += 1
     config.write_text(json.dumps(meta))
-    try:
-        out = tmp_path / "o2"
-        result = invoke(
-            finetune_llm.app, trained, "--out-dir", out, "--metrics-dir", out, "--crm-dir", config.parent
-        )
-        assert_one_line_error(result, "does not match the data's")
-        assert not (tmp_path / "o2").exists()
-    finally:
-        config.write_text(original)
+    assert_one_line_error(invoke(loop_init.app, trained, "--models-dir", models), "does not match the data's")
+    assert not (models / "llmd4rec_l").exists()
+    # rounds must chain, and the upward stage needs its teacher's export
+    wrong = run_finetune(trained, "--round", "round2", "--prev", "round0")
+    assert_one_line_error(wrong, "--prev round0: round round2 continues from round1")
+    assert_one_line_error(run_finetune(trained, "--round", "round2"), "--round and --prev go together")
+    assert_one_line_error(run_finetune(trained, "--round", "r2", "--prev", "r1"), "'r2' is not of the form")
+    no_logits = run_distill(trained, "round1", "round0", trained / "models", tmp_path / "none")
+    assert_one_line_error(no_logits, "llmd4rec_l/round1/train.parquet: logits file not found")
+    assert not (trained / "models" / "llmd4rec_c" / "round1").exists()
+    valid_export = tmp_path / "l" / "llmd4rec_l" / "round1" / "train.parquet"
+    assert run_export(trained, valid_export, split="valid").exit_code == 0
+    wrong_split = run_distill(trained, "round1", "round0", trained / "models", tmp_path / "l")
+    assert_one_line_error(wrong_split, "split is 'valid'; the upward KL needs 'train'")

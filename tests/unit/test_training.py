@@ -13,11 +13,11 @@ import torch
 
 import llmd4rec_core.training as training
 from llmd4rec_core.data.sequences import SequenceData
-from llmd4rec_core.evaluation import full_ranking_ranks
 from llmd4rec_core.metrics import ranking_metrics
 from llmd4rec_core.models import build_crm
 from llmd4rec_core.models.base import SequentialRecommender
 from llmd4rec_core.params import GRU4RecParams, SASRecParams
+from llmd4rec_core.scoring import ranks_by_length
 from llmd4rec_core.seeding import pick_device, seed_everything
 from llmd4rec_core.training import train_crm, training_pairs, validation_metrics, warmup_cosine
 
@@ -120,7 +120,7 @@ def test_learns_successor_pattern(arch: str, loss: str, max_epochs: int) -> None
     assert all(math.isfinite(row["train_loss"]) for row in result.history)
     assert result.history[-1]["lr"] == pytest.approx(0.0, abs=1e-12)  # cosine reaches 0 at max_epochs
     # the test split (input = train + valid item) is learned as well
-    ranks = full_ranking_ranks(model, data.inputs("test"), data.targets("test"), MAX_LEN, 64, pick_device())
+    ranks = ranks_by_length(model, data.inputs("test"), data.targets("test"), MAX_LEN, 64, pick_device())
     assert ranking_metrics(ranks["masked"], [10])["ndcg@10"] > LEARNED_LEVEL
 
 
@@ -225,7 +225,8 @@ def test_lr_recorded_per_epoch_follows_schedule() -> None:
 
 def test_training_pairs() -> None:
     train = [np.array([1, 2, 3]), np.array([4]), np.array([5, 6]), np.array([], dtype=np.int64)]
-    inputs, targets = training_pairs(train)
+    users, inputs, targets = training_pairs(train)
+    assert users.tolist() == [0, 2]
     assert [x.tolist() for x in inputs] == [[1, 2], [5]]
     assert [y.tolist() for y in targets] == [[2, 3], [6]]
 
@@ -234,7 +235,7 @@ def test_training_pairs() -> None:
 def test_validation_metrics_uses_the_chosen_ranks(mask_history: bool) -> None:
     data = successor_data()
     model = fresh_model("sasrec", crm_params("sasrec"))
-    ranks = full_ranking_ranks(model, data.inputs("valid"), data.targets("valid"), MAX_LEN, 7, pick_device())
+    ranks = ranks_by_length(model, data.inputs("valid"), data.targets("valid"), MAX_LEN, 7, pick_device())
     expected = ranking_metrics(ranks["masked" if mask_history else "unmasked"], [10])
     assert validation_metrics(model, data, MAX_LEN, mask_history, eval_batch=EVAL_BATCH) == expected
 
@@ -261,3 +262,80 @@ def test_seed_everything_reproduces_all_generators() -> None:
         draws.append((random.random(), np.random.rand(), torch.rand(3).tolist()))
     assert draws[0] == draws[1]
     assert pick_device() in (torch.device("cpu"), torch.device("cuda"))
+
+
+# -------------------------------------------------------------------- upward distillation (Eq. 9)
+
+
+def teacher_of(data: SequenceData, logits_fn: object, per_user: int = 2) -> object:
+    """An in-memory export of every user's ``per_user`` most recent training positions."""
+    from pathlib import Path
+
+    from llmd4rec_core.data.instances import split_instances
+    from llmd4rec_core.distill.upward import index_teacher
+    from llmd4rec_core.logits.schema import LogitRows, LogitsFile, compress
+
+    inst = split_instances(data, "train", per_user)
+    logits = torch.stack([logits_fn(h, t) for h, t in zip(inst.histories, inst.targets, strict=True)])  # type: ignore[operator]
+    rows = LogitRows(
+        user_id=inst.user_id.astype(np.int32),
+        position=inst.position.astype(np.int32),
+        target=inst.targets.astype(np.int32),
+        target_rank=np.ones(len(inst), np.int32),
+        **compress(logits, top_k=5),
+    )
+    file = LogitsFile(Path("t.parquet"), {"split": "train", "num_items": NUM_ITEMS, "top_k": 5}, rows)
+    return index_teacher(file, data)
+
+
+def shuffled_teacher(history: np.ndarray, target: int) -> torch.Tensor:
+    """A teacher that always recommends item (last + 7) — a pattern the data does not have."""
+    logits = torch.zeros(NUM_ITEMS)
+    logits[(int(history[-1]) + 6) % NUM_ITEMS] = 8.0
+    return logits
+
+
+def teacher_kl(model: SequentialRecommender, teacher: object, temperature: float) -> float:
+    """Mean KL(teacher || model) over the teacher's rows, model in eval mode."""
+    from llmd4rec_core.batching import left_pad
+    from llmd4rec_core.distill.kl import tempered_kl
+    from llmd4rec_core.logits.schema import full_logits
+
+    rows = teacher.file.rows  # type: ignore[attr-defined]
+    histories = [teacher.train[u][:p] for u, p in zip(teacher.user_index, rows.position, strict=True)]  # type: ignore[attr-defined]
+    model.eval()
+    with torch.no_grad():
+        scores = model.score_items(left_pad(histories, MAX_LEN))[:, 1:]
+    return float(tempered_kl(full_logits(rows), scores, temperature).mean())
+
+
+def test_zero_beta_distillation_is_exactly_the_baseline() -> None:
+    """The KL term consumes no randomness: with beta = 0 the weights equal plain training's bit for bit."""
+    from llmd4rec_core.distill.upward import UpwardKD
+
+    data = successor_data()
+    params = crm_params("sasrec", max_epochs=3, patience=3)
+    plain = fresh_model("sasrec", params)
+    train_crm(plain, data, params, MAX_LEN, seed=0, mask_history=True, eval_batch=EVAL_BATCH)
+    kd = UpwardKD.build(teacher_of(data, shuffled_teacher), 0.5, beta=0.0, sample_weights=True)  # type: ignore[arg-type]
+    distilled = fresh_model("sasrec", params)
+    result = train_crm(distilled, data, params, MAX_LEN, 0, True, EVAL_BATCH, kd)
+    for key, value in plain.state_dict().items():
+        assert torch.equal(value, distilled.state_dict()[key]), key
+    assert {"train_rec", "train_kl", "train_w2"} <= set(result.history[0])
+    assert all(row["train_kl"] > 0 for row in result.history)
+
+
+@pytest.mark.parametrize("sample_weights", [True, False])
+def test_distillation_pulls_the_crm_towards_the_teacher(sample_weights: bool) -> None:
+    data = successor_data()
+    params = crm_params("sasrec", max_epochs=6, patience=6)
+    teacher = teacher_of(data, shuffled_teacher)
+    plain = fresh_model("sasrec", params)
+    train_crm(plain, data, params, MAX_LEN, seed=0, mask_history=True, eval_batch=EVAL_BATCH)
+    from llmd4rec_core.distill.upward import UpwardKD
+
+    kd = UpwardKD.build(teacher, 0.5, beta=2.0, sample_weights=sample_weights)  # type: ignore[arg-type]
+    distilled = fresh_model("sasrec", params)
+    train_crm(distilled, data, params, MAX_LEN, 0, True, EVAL_BATCH, kd)
+    assert teacher_kl(distilled, teacher, 0.5) < 0.5 * teacher_kl(plain, teacher, 0.5)

@@ -1,0 +1,109 @@
+"""DVC stage: LLMD4Rec_C round t (Algorithm 1, lines 8-9): train the CRM with the upward KL (Eq. 6-9).
+
+The teacher is round t's LLM, read from its exported logits ``logits/llmd4rec_l/round<t>/train.parquet``.
+The CRM (``llm.crm``, trained with that model's params section) starts from a fresh initialisation with
+the pretraining seed, or from round t-1's CRM with ``loop.crm_warm_start``. Writes
+``models/llmd4rec_c/round<t>/`` (same architecture and size as the pretrained CRM), the curve
+``metrics/curves/llmd4rec_c_round<t>.tsv`` and wall-clock facts in ``metrics/train_llmd4rec_c_round<t>.json``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import typer
+
+from llmd4rec_core.atomic import write_json
+from llmd4rec_core.checkpoint import load_checkpoint, save_checkpoint
+from llmd4rec_core.curves import write_curve
+from llmd4rec_core.data.sequences import load_sequences
+from llmd4rec_core.distill.upward import UpwardKD, index_teacher
+from llmd4rec_core.errors import InputError
+from llmd4rec_core.logits.schema import read_logits
+from llmd4rec_core.models import build_crm
+from llmd4rec_core.params import load_params, round_index
+from llmd4rec_core.seeding import pick_device, seed_everything
+from llmd4rec_core.training import train_crm
+from stages._common import one_line_errors, stage_params
+
+app = typer.Typer(add_completion=False, help=__doc__)
+
+
+def declared_params(crm: str) -> tuple[str, ...]:
+    """The params keys this stage reads when ``llm.crm`` is ``crm`` (dvc.yaml lists exactly these)."""
+    return (
+        "seed",
+        "T2",
+        "beta",
+        "sample_weights",
+        "loop.crm_warm_start",
+        "llm.crm",
+        crm,
+        "eval.mask_history",
+    )
+
+
+@app.command()
+@one_line_errors
+def main(
+    round_name: str = typer.Option(..., "--round", help="round to train, e.g. round1"),
+    prev: str = typer.Option(..., help="the round it continues from, e.g. round0"),
+    params_file: str = typer.Option("params.yaml", help="params file"),
+    data_dir: str = typer.Option("data/processed", help="output of the kcore stage"),
+    models_dir: str = typer.Option("models", help="reads llmd4rec_c/<prev>/, writes llmd4rec_c/<round>/"),
+    logits_dir: str = typer.Option("logits", help="reads llmd4rec_l/<round>/train.parquet"),
+    metrics_dir: str = typer.Option("metrics", help="curves/ and train_llmd4rec_c_<round>.json go here"),
+    valid_batch_size: int = typer.Option(512, help="users per validation batch (does not change results)"),
+) -> None:
+    t = round_index(round_name, "--round")
+    if t < 1 or round_index(prev, "--prev") != t - 1:
+        raise InputError(f"--prev {prev}: round {round_name} continues from round{t - 1}")
+    crm_name = load_params(params_file).llm.crm
+    params = stage_params(declared_params(crm_name), params_file)
+    cfg = getattr(params, crm_name)
+    data = load_sequences(data_dir)
+    prev_dir = f"{models_dir}/llmd4rec_c/{prev}"
+    previous, prev_meta = load_checkpoint(prev_dir, num_items=data.num_items)
+    if prev_meta["arch"] != crm_name:
+        raise InputError(f"{prev_dir}/config.json: arch {prev_meta['arch']!r} but llm.crm is {crm_name!r}")
+    teacher_path = f"{logits_dir}/llmd4rec_l/{round_name}/train.parquet"
+    teacher = index_teacher(read_logits(teacher_path), data)
+    seed_everything(params.seed)
+    device = pick_device()
+    net = build_crm(crm_name, cfg, data.num_items)
+    if params.loop.crm_warm_start:
+        net.load_state_dict(previous.state_dict())
+    net = net.to(device)
+    kd = UpwardKD.build(teacher, params.T2, params.beta, params.sample_weights)
+    start = time.perf_counter()
+    result = train_crm(
+        net, data, cfg, cfg.max_len, params.seed, params.eval.mask_history, valid_batch_size, kd
+    )
+    seconds = time.perf_counter() - start
+    distill = {"T2": params.T2, "beta": params.beta, "sample_weights": params.sample_weights, "round": t}
+    distill |= {
+        "teacher": teacher_path,
+        "teacher_rows": len(teacher.file.rows),
+        "warm_start": params.loop.crm_warm_start,
+    }
+    extra = {"best_epoch": result.best_epoch, "best_valid": result.best_valid, "params": cfg.model_dump()}
+    save_checkpoint(f"{models_dir}/llmd4rec_c/{round_name}", crm_name, net, extra | {"distill": distill})
+    label = f"llmd4rec_c_{round_name}"
+    write_curve(f"{metrics_dir}/curves/{label}.tsv", result.history)
+    epochs = len(result.history)
+    timing = {
+        "train_seconds": round(seconds, 1),
+        "epochs_run": epochs,
+        "best_epoch": result.best_epoch,
+        "seconds_per_epoch": round(sum(r["train_seconds"] for r in result.history) / epochs, 2),
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+    }
+    write_json(f"{metrics_dir}/train_{label}.json", timing)
+    best = result.best_valid["ndcg@10"]
+    print(f"{label}: best epoch {result.best_epoch}/{epochs}, valid ndcg@10 {best:.4f}, {seconds:.0f}s")
+
+
+if __name__ == "__main__":
+    app()
