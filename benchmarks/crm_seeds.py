@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 
 from llmd4rec_core.atomic import write_json
@@ -61,8 +62,14 @@ def main(
     cfg = getattr(params, crm)
     data = load_sequences(data_dir)
     device = pick_device()
-    kd = UpwardKD.build(
-        index_teacher(read_logits(teacher), data), params.T2, params.beta, params.sample_weights
+    kd = UpwardKD(
+        index_teacher(file := read_logits(teacher), data),
+        params.T2,
+        params.beta,
+        params.sample_weights,
+        params.kl_mask_history,
+        params.loop.kl_rows_per_user,
+        np.random.default_rng([seed, file.meta.get("round") or 1]),  # as distill_crm draws
     )
     rows = []
     for name, distill in (("sasrec", None), ("llmd4rec_c", kd)):

@@ -143,6 +143,8 @@ class LoopParams(StrictModel):
     rounds: dict[str, str]  # {"round1": "round0", ..., "round<T_max>": "round<T_max - 1>"}
     llm_epochs: int = Field(gt=0)  # epochs of LLM rounds >= 2 (round 1 trains llm.epochs)
     crm_warm_start: bool  # round t's CRM starts from round t-1's weights (False: fresh init, same seed)
+    refit_w_in: bool  # embedding update re-fits W_in to the new table (llm/embedding_update.py)
+    kl_rows_per_user: int = Field(ge=0)  # teacher rows per user and CRM step, drawn at random (0 = all)
 
 
 class Params(StrictModel):
@@ -154,6 +156,7 @@ class Params(StrictModel):
     T_max: int = Field(gt=0)  # rounds of Algorithm 1 (1 = the paper's "w/o loop")
     sample_weights: bool  # Eq. 4 / Eq. 8 weights (False: w = 1, the paper's "w/o sample weights")
     embedding_update: bool  # round t's LLM reads round t-1's CRM item table (False: "w/o embedding update")
+    kl_mask_history: bool  # both KLs leave the prefix's own items out of both distributions (distill/kl.py)
     loop: LoopParams
     data: DataParams
     sasrec: SASRecParams

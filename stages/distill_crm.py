@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import torch
 import typer
 
@@ -37,7 +38,9 @@ def declared_params(crm: str) -> tuple[str, ...]:
         "T2",
         "beta",
         "sample_weights",
+        "kl_mask_history",
         "loop.crm_warm_start",
+        "loop.kl_rows_per_user",
         "llm.crm",
         crm,
         "eval.mask_history",
@@ -75,17 +78,27 @@ def main(
     if params.loop.crm_warm_start:
         net.load_state_dict(previous.state_dict())
     net = net.to(device)
-    kd = UpwardKD.build(teacher, params.T2, params.beta, params.sample_weights)
+    kd = UpwardKD(
+        teacher,
+        params.T2,
+        params.beta,
+        params.sample_weights,
+        params.kl_mask_history,
+        params.loop.kl_rows_per_user,
+        np.random.default_rng([params.seed, t]),  # its own stream: L_rec's batches and negatives unchanged
+    )
     start = time.perf_counter()
     result = train_crm(
         net, data, cfg, cfg.max_len, params.seed, params.eval.mask_history, valid_batch_size, kd
     )
     seconds = time.perf_counter() - start
     distill = {"T2": params.T2, "beta": params.beta, "sample_weights": params.sample_weights, "round": t}
+    distill["kl_mask_history"] = params.kl_mask_history
     distill |= {
         "teacher": teacher_path,
         "teacher_rows": len(teacher.file.rows),
         "warm_start": params.loop.crm_warm_start,
+        "kl_rows_per_user": params.loop.kl_rows_per_user,
     }
     extra = {"best_epoch": result.best_epoch, "best_valid": result.best_valid, "params": cfg.model_dump()}
     save_checkpoint(f"{models_dir}/llmd4rec_c/{round_name}", crm_name, net, extra | {"distill": distill})

@@ -20,7 +20,8 @@ from llmd4rec_core.checkpoint import load_checkpoint
 from llmd4rec_core.curves import write_curve
 from llmd4rec_core.data.sequences import load_sequences
 from llmd4rec_core.errors import InputError
-from llmd4rec_core.llm.checkpoint import load_e4srec, save_e4srec, update_item_table
+from llmd4rec_core.llm.checkpoint import load_e4srec, save_e4srec
+from llmd4rec_core.llm.embedding_update import update_item_table
 from llmd4rec_core.llm.finetune import DownwardKD, finetune_e4srec
 from llmd4rec_core.params import round_index
 from llmd4rec_core.seeding import pick_device, seed_everything
@@ -33,8 +34,10 @@ ROUND_PARAMS = (
     "gamma",
     "sample_weights",
     "embedding_update",
+    "kl_mask_history",
     "llm",
     "loop.llm_epochs",
+    "loop.refit_w_in",
     "eval.mask_history",
 )
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -76,17 +79,23 @@ def main(
         teacher, _ = load_checkpoint(teacher_dir, num_items=data.num_items)
         epochs = cfg.epochs if t == 1 else params.loop.llm_epochs
         distill = {"T1": params.T1, "gamma": params.gamma, "sample_weights": params.sample_weights}
+        distill["kl_mask_history"] = params.kl_mask_history
         distill |= {"teacher": teacher_dir, "round": t}
         if t > 1:  # round 1's table already is round 0's CRM table: the switch cannot change it
             distill["embedding_update"] = params.embedding_update
     seed_everything(params.seed)
     model, meta = load_e4srec(start_dir, device, data.num_items, trainable=True)
     if teacher is not None and params.embedding_update:
-        update_item_table(model, teacher.item_embeddings.weight, teacher_dir)  # Algorithm 1, lines 4-5
+        refit = params.loop.refit_w_in
+        residual = update_item_table(
+            model, teacher.item_embeddings.weight, teacher_dir, refit
+        )  # Alg. 1, l. 4-5
+        if t > 1:
+            distill |= {"refit_w_in": refit, "refit_residual": round(residual, 6) if refit else None}
     kd = (
-        DownwardKD(teacher.to(device), params.T1, params.gamma, params.sample_weights)
+        DownwardKD(teacher.to(device), params.T1, params.gamma, params.sample_weights, params.kl_mask_history)
         if teacher is not None
-        else DownwardKD(None, 1.0, 0.0, False)
+        else DownwardKD(None, 1.0, 0.0, False, False)
     )
     run_cfg = cfg.model_copy(update={"epochs": epochs})
     start = time.perf_counter()

@@ -9,10 +9,19 @@ direction, Eq. 3; the LLM in the upward direction, Eq. 7), the student the model
 Everything is computed in float32 from ``log_softmax`` on both sides (no log 0, no exp overflow), so
 bf16 logits from a CUDA autocast region are safe. Device-agnostic: inputs may live on any device.
 The paper writes the KL without a T^2 factor; we follow it (documented in docs/results.md).
+
+Candidate set (the paper is silent; ``kl_mask_history`` in params.yaml): with an ``exclude`` mask the
+user's history items are removed from *both* distributions, which are renormalised over the remaining
+items: the candidates the evaluation ranks (DESIGN.md section 2 masks the history). Without it, a
+tied-embedding CRM, which scores the user's own items highest, puts most of its tempered mass on items
+that are never recommended, and the KL spends its gradient reshaping those (measured in docs/results.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 
 
@@ -66,25 +75,34 @@ def sample_weight(student_rank: torch.Tensor, teacher_rank: torch.Tensor) -> tor
     return torch.where(r_s > r_t, teacher_better, student_better).clamp(0.0, 2.0)
 
 
+def history_mask(histories: Sequence[np.ndarray], num_items: int, device: torch.device) -> torch.Tensor:
+    """[N, I] bool, True where item j + 1 is in row n's history (ids 1..I; a 0 pad id is ignored)."""
+    mask = torch.zeros(len(histories), num_items + 1, dtype=torch.bool, device=device)
+    for n, h in enumerate(histories):
+        mask[n, torch.as_tensor(np.asarray(h, dtype=np.int64), device=device)] = True
+    return mask[:, 1:]
+
+
 def weighted_kl(
     teacher_logits: torch.Tensor,
     student_logits: torch.Tensor,
     temperature: float,
     weights: torch.Tensor | None,
-    teacher_is_log_probs: bool = False,
+    exclude: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """mean_n(w_n * KL_n): the distillation term of Eq. 5 / Eq. 9 before gamma / beta.
 
     ``weights`` [N] from :func:`sample_weight`, or None for the "w/o sample weights" ablation (w = 1).
-    ``teacher_is_log_probs``: ``teacher_logits`` already holds :func:`tempered_log_probs` at this
-    temperature (a fixed teacher computes them once). The teacher is detached here: gradients reach only
-    the student.
+    ``exclude`` [N, I] bool (:func:`history_mask`): items left out of both distributions; a row that
+    would have no item left keeps them all. The teacher is detached here: gradients reach only the
+    student.
     """
     teacher = teacher_logits.detach()
-    if teacher_is_log_probs:
-        kl = kl_from_teacher_log_probs(teacher, student_logits, temperature)  # [N]
-    else:
-        kl = tempered_kl(teacher, student_logits, temperature)  # [N]
+    if exclude is not None:
+        exclude = exclude & ~exclude.all(dim=-1, keepdim=True)
+        teacher = teacher.masked_fill(exclude, float("-inf"))
+        student_logits = student_logits.masked_fill(exclude, float("-inf"))
+    kl = tempered_kl(teacher, student_logits, temperature)  # [N]
     if weights is not None:
         kl = kl * weights.detach().to(kl.dtype)
     return kl.mean()

@@ -2,10 +2,12 @@
 
     L_CRM = L_rec + beta * mean_n( w2_n * KL(softmax(y_l / T2) || softmax(y_c / T2)) )      (Eq. 9)
 
-over the training positions the export holds (``export.instances_per_user`` most recent per user). y_l is
-rebuilt from the Parquet file (exact top-K, 8-bit tail: within 0.2 % of the full-catalogue KL, measured in
-docs/results.md); y_c is the CRM's live full-catalogue score at the same position. w2 is Eq. 8 with the
-CRM as student: r_c from the live scores (pessimistic, history masked), r_l the file's ``target_rank``.
+over the training positions the export holds (``export.instances_per_user`` most recent per user; the
+paper distils every training instance, 0 = all). y_l is rebuilt from the Parquet file per batch (exact
+top-K, 8-bit tail: within 0.2 % of the full-catalogue KL, measured in docs/results.md); y_c is the CRM's
+live full-catalogue score at the same position. With ``kl_mask_history`` both distributions leave out the
+prefix's own items (distill/kl.py). w2 is Eq. 8 with the CRM as student: r_c from the live scores
+(pessimistic, history masked), r_l the file's ``target_rank``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 import torch
 
 from llmd4rec_core.data.sequences import SequenceData
-from llmd4rec_core.distill.kl import sample_weight, tempered_log_probs, weighted_kl
+from llmd4rec_core.distill.kl import history_mask, sample_weight, weighted_kl
 from llmd4rec_core.errors import InputError
 from llmd4rec_core.logits.schema import LogitsFile, full_logits
 from llmd4rec_core.scoring import masked_ranks
@@ -62,14 +64,13 @@ def index_teacher(file: LogitsFile, data: SequenceData) -> TeacherLogits:
     return TeacherLogits(file=file, train=data.train, user_index=user_index, order=order, start=start)
 
 
-def teacher_log_probs(teacher: TeacherLogits, temperature: float, chunk: int = 2048) -> torch.Tensor:
-    """log softmax(y_l / T2) of every file row, [N, I] float32, computed once for the whole training."""
-    rows = teacher.file.rows
-    parts = [
-        tempered_log_probs(full_logits(rows.take(np.arange(i, min(i + chunk, len(rows))))), temperature)
-        for i in range(0, len(rows), chunk)
-    ]
-    return torch.cat(parts) if parts else torch.zeros(0, teacher.file.meta["num_items"])
+def teacher_logits(teacher: TeacherLogits, file_rows: np.ndarray) -> torch.Tensor:
+    """y_l of the given file rows, [M, I] float32, rebuilt from the export (exact top-K, 8-bit tail).
+
+    Rebuilt per batch rather than once for the whole file: an export of every training prefix of
+    Beauty holds 1.3e5 rows, whose float32 logits would take 6 GB; their uint8 codes take 1.6 GB.
+    """
+    return full_logits(teacher.file.rows.take(np.asarray(file_rows, dtype=np.int64)))
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,11 @@ class UpwardKD:
     temperature: float  # T2
     beta: float
     sample_weights: bool  # Eq. 8 weights, else w2 = 1
-    log_p: torch.Tensor  # [N, I] teacher_log_probs(teacher, temperature), row n = file row n
-
-    @classmethod
-    def build(cls, teacher: TeacherLogits, temperature: float, beta: float, sample_weights: bool) -> UpwardKD:
-        return cls(teacher, temperature, beta, sample_weights, teacher_log_probs(teacher, temperature))
+    mask_history: bool  # kl_mask_history: both distributions over the items outside the prefix
+    rows_per_user: int  # teacher rows drawn per user and step (0 = every row of the user in the batch)
+    rng: (
+        np.random.Generator
+    )  # draws those rows; its own stream, so L_rec's batches and negatives are unchanged
 
     def term(
         self,
@@ -99,7 +100,9 @@ class UpwardKD:
         users [B] (SequenceData rows), target_lengths [B] (len of each s[1:]), states [B, L, d] (CRM
         hidden states), targets [B, L] (left-padded next-item ids), table [I + 1, d].
         """
-        where = teacher_batch(self.teacher, users, target_lengths, states.shape[1])
+        where = teacher_batch(
+            self.teacher, users, target_lengths, states.shape[1], self.rows_per_user, self.rng
+        )
         if not torch.equal(targets[where.row, where.column].cpu(), where.targets):
             raise RuntimeError(
                 f"{self.teacher.file.path}: teacher rows do not line up with the batch targets"
@@ -119,21 +122,35 @@ class TeacherBatch:
 
 
 def teacher_batch(
-    teacher: TeacherLogits, users: np.ndarray, target_lengths: np.ndarray, width: int
+    teacher: TeacherLogits,
+    users: np.ndarray,
+    target_lengths: np.ndarray,
+    width: int,
+    rows_per_user: int = 0,
+    rng: np.random.Generator | None = None,
 ) -> TeacherBatch:
     """Locate the teacher's rows in a batch of training pairs.
 
     users [B]: SequenceData rows; target_lengths [B]: length of each user's target sequence s[1:];
     width: columns of the left-padded batch (targets beyond the model's max_len are cut off, and so are
     their teacher rows). A full-sequence position p is target index p - 1, column width - m + p - 1.
+    ``rows_per_user`` > 0 keeps that many of a user's rows, drawn uniformly without replacement by
+    ``rng``: over the epochs every row is distilled, at the cost of ``rows_per_user`` rows per user and
+    step, and the batch mean of the KL is an unbiased estimate of its mean over all the user's rows.
     """
     rows, columns, file_rows, histories, targets = [], [], [], [], []
     for b, (u, m) in enumerate(zip(users, target_lengths, strict=True)):
+        chosen = []
         for r in teacher.rows_of(int(u)):
+            column = width - int(m) + int(teacher.file.rows.position[r]) - 1
+            if column >= 0:
+                chosen.append((r, column))
+        if 0 < rows_per_user < len(chosen):
+            if rng is None:
+                raise ValueError("rows_per_user > 0 draws rows: give an rng")
+            chosen = [chosen[i] for i in sorted(rng.choice(len(chosen), rows_per_user, replace=False))]
+        for r, column in chosen:
             pos = int(teacher.file.rows.position[r])
-            column = width - int(m) + pos - 1
-            if column < 0:
-                continue
             rows.append(b)
             columns.append(column)
             file_rows.append(r)
@@ -161,14 +178,13 @@ def upward_kl(
         return hidden.new_zeros(()), torch.zeros(0, device=device)
     h = hidden[batch.row.to(device), batch.column.to(device)]  # [M, d]
     student = h @ table[1:].T  # [M, I]  y_c
-    teacher = kd.log_p[torch.as_tensor(batch.file_rows)].to(device)  # [M, I]  log softmax(y_l / T2)
+    teacher = teacher_logits(kd.teacher, batch.file_rows).to(device)  # [M, I]  y_l
     weights = torch.ones(len(batch.file_rows), device=device)
     if kd.sample_weights:
         pad = torch.full_like(student[:, :1], float("-inf"))
         r_c = masked_ranks(torch.cat([pad, student.detach()], 1), batch.histories, batch.targets.to(device))
         r_l = torch.as_tensor(kd.teacher.file.rows.target_rank[batch.file_rows], device=device)
         weights = sample_weight(student_rank=r_c, teacher_rank=r_l)  # Eq. 8
-    kl = weighted_kl(
-        teacher, student, kd.temperature, weights if kd.sample_weights else None, teacher_is_log_probs=True
-    )
+    exclude = history_mask(batch.histories, student.shape[1], device) if kd.mask_history else None
+    kl = weighted_kl(teacher, student, kd.temperature, weights if kd.sample_weights else None, exclude)
     return kl, weights

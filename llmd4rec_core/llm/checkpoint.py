@@ -107,13 +107,3 @@ def load_e4srec(
         return model.to(device).train(), meta
     model.backbone.requires_grad_(False)
     return model.to(device).eval(), meta
-
-
-def update_item_table(model: E4SRec, item_table: torch.Tensor, source: str) -> None:
-    """Replace E with a newer CRM's item table (Algorithm 1, lines 4-5: the embedding update)."""
-    if item_table.shape != model.item_table.shape:
-        raise InputError(
-            f"{source}: item table {tuple(item_table.shape)} does not fit the LLM's "
-            f"{tuple(model.item_table.shape)}"
-        )
-    model.item_table.copy_(item_table.detach().to(model.item_table))

@@ -3,7 +3,8 @@
     L = CE(y_l, target) + gamma * mean_n( w1_n * KL(softmax(y_c / T1) || softmax(y_l / T1)) )
 
 y_c comes from the frozen CRM, computed on the fly for the same prefix (exact, full catalogue; cheap
-next to the LLM). w1 (Eq. 4) uses the target's pessimistic, history-masked rank under each model.
+next to the LLM); with ``kl_mask_history`` both distributions leave out the prefix's own items.
+w1 (Eq. 4) uses the target's pessimistic, history-masked rank under each model.
 Model selection: validation NDCG@10 after each epoch; the best epoch's trainable weights are restored.
 """
 
@@ -21,7 +22,7 @@ from tqdm.auto import tqdm
 from llmd4rec_core.batching import bucketed_batches, left_pad
 from llmd4rec_core.data.instances import split_instances
 from llmd4rec_core.data.sequences import SequenceData
-from llmd4rec_core.distill.kl import sample_weight, weighted_kl
+from llmd4rec_core.distill.kl import history_mask, sample_weight, weighted_kl
 from llmd4rec_core.llm.e4srec import E4SRec
 from llmd4rec_core.metrics import ranking_metrics
 from llmd4rec_core.models.base import SequentialRecommender
@@ -38,6 +39,7 @@ class DownwardKD:
     temperature: float  # T1
     gamma: float
     sample_weights: bool  # Eq. 4 weights, else w1 = 1
+    mask_history: bool  # kl_mask_history: both distributions over the items outside the prefix
 
 
 def validation_ndcg(
@@ -100,7 +102,8 @@ def finetune_e4srec(
                         r_c = masked_ranks(crm_scores, histories, targets)
                         weights = sample_weight(student_rank=r_l, teacher_rank=r_c)  # Eq. 4
                         w_mean = float(weights.mean())
-                kl = weighted_kl(crm_scores[:, 1:], logits, kd.temperature, weights)
+                exclude = history_mask(histories, data.num_items, device) if kd.mask_history else None
+                kl = weighted_kl(crm_scores[:, 1:], logits, kd.temperature, weights, exclude)
                 loss = ce + kd.gamma * kl
             opt.zero_grad(set_to_none=True)
             loss.backward()

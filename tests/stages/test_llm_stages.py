@@ -120,6 +120,8 @@ def test_two_rounds_continue_and_update_embeddings(trained: Path, tmp_path: Path
         assert torch.equal(heads["item_table"], source["item_embeddings.weight"])
         meta = json.loads((models / "llmd4rec_l" / "round2" / "config.json").read_text())
         assert meta["started_from"].endswith("llmd4rec_l/round1") and meta["llm"]["epochs"] == 1
+        if update:  # W_in was re-fitted to the new table (llm/embedding_update.py) and the fit recorded
+            assert meta["distill"]["refit_w_in"] is True and 0 <= meta["distill"]["refit_residual"] < 1
     write_params(trained, {("llm", "backbone"): str(backbone)})
 
 

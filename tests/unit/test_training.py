@@ -317,7 +317,8 @@ def test_zero_beta_distillation_is_exactly_the_baseline() -> None:
     params = crm_params("sasrec", max_epochs=3, patience=3)
     plain = fresh_model("sasrec", params)
     train_crm(plain, data, params, MAX_LEN, seed=0, mask_history=True, eval_batch=EVAL_BATCH)
-    kd = UpwardKD.build(teacher_of(data, shuffled_teacher), 0.5, beta=0.0, sample_weights=True)  # type: ignore[arg-type]
+    teacher = teacher_of(data, shuffled_teacher)
+    kd = UpwardKD(teacher, 0.5, 0.0, True, True, rows_per_user=1, rng=np.random.default_rng(1))  # type: ignore[arg-type]
     distilled = fresh_model("sasrec", params)
     result = train_crm(distilled, data, params, MAX_LEN, 0, True, EVAL_BATCH, kd)
     for key, value in plain.state_dict().items():
@@ -335,7 +336,7 @@ def test_distillation_pulls_the_crm_towards_the_teacher(sample_weights: bool) ->
     train_crm(plain, data, params, MAX_LEN, seed=0, mask_history=True, eval_batch=EVAL_BATCH)
     from llmd4rec_core.distill.upward import UpwardKD
 
-    kd = UpwardKD.build(teacher, 0.5, beta=2.0, sample_weights=sample_weights)  # type: ignore[arg-type]
+    kd = UpwardKD(teacher, 0.5, 2.0, sample_weights, True, rows_per_user=0, rng=np.random.default_rng(1))  # type: ignore[arg-type]
     distilled = fresh_model("sasrec", params)
     train_crm(distilled, data, params, MAX_LEN, 0, True, EVAL_BATCH, kd)
     assert teacher_kl(distilled, teacher, 0.5) < 0.5 * teacher_kl(plain, teacher, 0.5)

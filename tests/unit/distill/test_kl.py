@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from llmd4rec_core.distill.kl import sample_weight, tempered_kl, weighted_kl
+from llmd4rec_core.distill.kl import history_mask, sample_weight, tempered_kl, weighted_kl
 
 
 def eq4_w1(r_c: float, r_l: float) -> float:
@@ -103,6 +104,41 @@ def test_teacher_gets_no_gradient_and_unit_weights_are_the_mean() -> None:
     assert loss.item() == pytest.approx(tempered_kl(teacher, student, 0.6).mean().item(), rel=1e-6)
     loss.backward()
     assert teacher.grad is None and student.grad is not None
+
+
+def test_history_mask_marks_items_of_each_row() -> None:
+    mask = history_mask(
+        [np.array([1, 3]), np.array([], dtype=np.int64), np.array([4, 4, 0])], 4, torch.device("cpu")
+    )
+    expected = [[True, False, True, False], [False] * 4, [False, False, False, True]]  # a 0 pad id is ignored
+    assert mask.tolist() == expected
+
+
+def test_excluded_items_leave_both_distributions() -> None:
+    """Hand values: items 1 and 3 excluded, the KL is the KL over items 2 and 4 renormalised."""
+    teacher = torch.tensor([[5.0, 0.0, 9.0, math.log(3.0)]])
+    student = torch.tensor([[-3.0, 0.0, 7.0, 0.0]], requires_grad=True)
+    exclude = torch.tensor([[True, False, True, False]])
+    kl = weighted_kl(teacher, student, 1.0, None, exclude)
+    assert kl.item() == pytest.approx(
+        0.25 * math.log(0.5) + 0.75 * math.log(1.5), abs=1e-6
+    )  # [1/4, 3/4] vs [1/2, 1/2]
+    kl.backward()
+    assert student.grad is not None and torch.isfinite(student.grad).all()
+    assert student.grad[0, 0] == 0 and student.grad[0, 2] == 0  # excluded items get no gradient
+    kept = weighted_kl(teacher[:, [1, 3]], student.detach()[:, [1, 3]], 0.2, None)
+    assert weighted_kl(teacher, student, 0.2, None, exclude).item() == pytest.approx(kept.item(), rel=1e-6)
+
+
+def test_a_row_with_every_item_excluded_keeps_them_all() -> None:
+    teacher, student = torch.tensor([[0.0, 1.0], [2.0, 0.0]]), torch.zeros(2, 2)
+    exclude = torch.tensor([[True, True], [True, False]])
+    per_row = [
+        weighted_kl(teacher[i : i + 1], student[i : i + 1], 0.5, None, exclude[i : i + 1]) for i in range(2)
+    ]
+    assert per_row[0].item() == pytest.approx(tempered_kl(teacher[:1], student[:1], 0.5).item(), rel=1e-6)
+    assert per_row[1].item() == pytest.approx(0.0, abs=1e-7)  # one candidate left: both put all mass on it
+    assert torch.isfinite(weighted_kl(teacher, student, 0.5, None, exclude))
 
 
 EXTREMES = {

@@ -13,13 +13,14 @@ import torch
 
 from llmd4rec_core.data.sequences import SequenceData
 from llmd4rec_core.distill.kl import sample_weight
-from llmd4rec_core.distill.upward import UpwardKD, index_teacher, teacher_batch, teacher_log_probs, upward_kl
+from llmd4rec_core.distill.upward import UpwardKD, index_teacher, teacher_batch, teacher_logits, upward_kl
 from llmd4rec_core.errors import InputError
 from llmd4rec_core.logits.schema import LogitRows, LogitsFile, compress, full_logits
 from llmd4rec_core.scoring import masked_ranks
 from llmd4rec_core.training import training_pairs
 
 NUM_ITEMS = 6
+RNG = np.random.default_rng(0)
 
 
 def toy_data() -> SequenceData:
@@ -113,6 +114,29 @@ def test_teacher_rows_land_on_their_targets_in_a_padded_batch(max_len: int) -> N
         assert np.array_equal(where.histories[n], data.train[u][:p])
 
 
+def test_drawn_rows_are_one_per_user_and_cover_every_row() -> None:
+    """rows_per_user = 1: each user with rows in the batch gives exactly one, drawn uniformly."""
+    data = toy_data()
+    keys = [(0, p) for p in range(1, 5)] + [(1, 1), (3, 1), (3, 3)]
+    teacher = index_teacher(export_of(data, keys, torch.randn(len(keys), NUM_ITEMS)), data)
+    users, _, targets = training_pairs(data.train)
+    lengths = np.array([len(t) for t in targets])
+    rng = np.random.default_rng(0)
+    counts = np.zeros(len(keys), np.int64)
+    for _ in range(400):
+        where = teacher_batch(teacher, users, lengths, int(lengths.max()), rows_per_user=1, rng=rng)
+        assert sorted(where.row.tolist()) == [0, 1, 2]  # users 0, 1, 3 (batch rows 0-2) have rows
+        counts[where.file_rows] += 1
+    user_rows = {0: [0, 1, 2, 3], 1: [4], 3: [5, 6]}  # file rows of each user (sorted by position)
+    for rows in user_rows.values():
+        share = counts[rows] / 400
+        assert np.allclose(share, 1 / len(rows), atol=0.08), share
+    every = teacher_batch(teacher, users, lengths, int(lengths.max()), rows_per_user=0)
+    assert len(every.file_rows) == len(keys)
+    with pytest.raises(ValueError, match="rng"):
+        teacher_batch(teacher, users, lengths, int(lengths.max()), rows_per_user=1)
+
+
 def test_upward_kl_against_hand_computation() -> None:
     """One row, T2 = 0.5: KL and Eq. 8 weight written out by hand."""
     data = toy_data()
@@ -127,7 +151,9 @@ def test_upward_kl_against_hand_computation() -> None:
         hidden[0, 3, 0] = 0.3  # student logits 0, .3, .6, .9, 1.2, 1.5: item 5 (1.2) is behind item 6
     users, _, _targets = training_pairs(data.train)
     where = teacher_batch(teacher, users[:1], np.array([4]), 4)
-    kd = UpwardKD.build(teacher, temperature=0.5, beta=0.5, sample_weights=True)
+    kd = UpwardKD(
+        teacher, temperature=0.5, beta=0.5, sample_weights=True, mask_history=False, rows_per_user=0, rng=RNG
+    )
     kl, weights = upward_kl(kd, hidden, table, where)
 
     student = [0.0, 0.3, 0.6, 0.9, 1.2, 1.5]
@@ -141,16 +167,40 @@ def test_upward_kl_against_hand_computation() -> None:
     assert w2 == 2.0 and float(weights[0]) == w2
     assert float(sample_weight(torch.tensor([r_c]), torch.tensor([r_l]))[0]) == w2
     assert kl.item() == pytest.approx(w2 * kl_hand, rel=1e-5)
-    kd_unweighted = UpwardKD.build(teacher, temperature=0.5, beta=0.5, sample_weights=False)
+    kd_unweighted = UpwardKD(
+        teacher, temperature=0.5, beta=0.5, sample_weights=False, mask_history=False, rows_per_user=0, rng=RNG
+    )
     assert upward_kl(kd_unweighted, hidden, table, where)[0].item() == pytest.approx(kl_hand, rel=1e-5)
     kl.backward()
     assert hidden.grad is not None and hidden.grad[0, 3].abs().sum() > 0
     assert hidden.grad[0, :3].abs().sum() == 0  # only the distilled position receives gradient
 
 
-def test_teacher_log_probs_match_the_file_in_chunks() -> None:
+def test_masked_upward_kl_is_over_the_items_outside_the_prefix() -> None:
+    """The same row as above with kl_mask_history: items 1-4 (the prefix) leave both distributions, so
+    the KL is the one over items 5 and 6 (teacher logits 0.5, 0; student 1.2, 1.5) at T2 = 0.5."""
+    data = toy_data()
+    file = export_of(data, [(0, 4)], torch.tensor([[2.0, 0.0, 1.0, -1.0, 0.5, 0.0]]))
+    teacher = index_teacher(file, data)
+    table = torch.zeros(NUM_ITEMS + 1, 2)
+    table[1:, 0] = torch.arange(NUM_ITEMS, dtype=torch.float32)
+    hidden = torch.zeros(1, 4, 2)
+    hidden[0, 3, 0] = 0.3
+    users, _, _ = training_pairs(data.train)
+    where = teacher_batch(teacher, users[:1], np.array([4]), 4)
+    kd = UpwardKD(
+        teacher, temperature=0.5, beta=0.5, sample_weights=False, mask_history=True, rows_per_user=0, rng=RNG
+    )
+    p5 = 1 / (1 + math.exp((0.0 - 0.5) / 0.5))
+    q5 = 1 / (1 + math.exp((1.5 - 1.2) / 0.5))
+    kl_hand = p5 * math.log(p5 / q5) + (1 - p5) * math.log((1 - p5) / (1 - q5))
+    assert upward_kl(kd, hidden, table, where)[0].item() == pytest.approx(kl_hand, rel=1e-5)
+
+
+def test_teacher_logits_of_any_rows_match_the_file() -> None:
     data = toy_data()
     logits = torch.randn(3, NUM_ITEMS) * 3
     teacher = index_teacher(export_of(data, [(0, 1), (0, 2), (3, 3)], logits), data)
-    expected = torch.log_softmax(full_logits(teacher.file.rows) / 0.2, dim=-1)
-    assert torch.allclose(teacher_log_probs(teacher, 0.2, chunk=2), expected, atol=1e-6)
+    expected = full_logits(teacher.file.rows)
+    assert torch.equal(teacher_logits(teacher, np.array([2, 0])), expected[[2, 0]])
+    assert torch.allclose(expected, logits, atol=1e-6)  # K = I: every logit is exact

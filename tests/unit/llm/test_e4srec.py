@@ -77,7 +77,7 @@ def test_train_score_save_reload(kind: str, backbone_dir: Callable[[str], Path],
     assert any("lora_" in n for n in trainable) and {"w_in.weight", "w_out.weight"} <= trainable
     assert not any("lora_" not in n and n.startswith("backbone") for n in trainable)  # base frozen
     data = cyclic_data()
-    kd = DownwardKD(teacher, temperature=0.6, gamma=1.0, sample_weights=True)
+    kd = DownwardKD(teacher, temperature=0.6, gamma=1.0, sample_weights=True, mask_history=True)
     result = finetune_e4srec(model, data, cfg, kd, seed=0, mask_history=True, eval_batch=5)
     assert [row["epoch"] for row in result.history] == [1, 2]
     assert all(np.isfinite(row["train_loss"]) and row["train_kl"] > 0 for row in result.history)
@@ -115,9 +115,9 @@ def test_downward_kd_changes_training_and_gamma_zero_is_plain_e4srec(
     data, teacher = cyclic_data(), crm()
     losses = {}
     for name, kd in {
-        "plain": DownwardKD(None, 0.6, 1.0, True),
-        "gamma0": DownwardKD(teacher, 0.6, 0.0, True),
-        "kd": DownwardKD(teacher, 0.6, 1.0, True),
+        "plain": DownwardKD(None, 0.6, 1.0, True, True),
+        "gamma0": DownwardKD(teacher, 0.6, 0.0, True, True),
+        "kd": DownwardKD(teacher, 0.6, 1.0, True, True),
     }.items():
         torch.manual_seed(0)
         model = build_e4srec(cfg, teacher.item_embeddings.weight, CPU, None)
