@@ -46,6 +46,9 @@ def main(
         list[str] | None, typer.Option(help="JSON files of earlier runs to tabulate")
     ] = None,
     pipeline: bool = typer.Option(False, help="with --summarise: add the pipeline's own seed (metrics/)"),
+    distilled_only: bool = typer.Option(
+        False, help="train only LLMD4Rec_C (plain SASRec of that seed measured before: its code is unchanged)"
+    ),
 ) -> None:
     if summarise:
         rows = [row for path in summarise for row in json.loads(Path(path).read_text())]
@@ -72,7 +75,8 @@ def main(
         np.random.default_rng([seed, file.meta.get("round") or 1]),  # as distill_crm draws
     )
     rows = []
-    for name, distill in (("sasrec", None), ("llmd4rec_c", kd)):
+    runs = (("sasrec", None), ("llmd4rec_c", kd))
+    for name, distill in runs[1:] if distilled_only else runs:
         seed_everything(seed)
         net = build_crm(crm, cfg, data.num_items).to(device)
         start = time.perf_counter()

@@ -23,9 +23,9 @@ import typer
 from ruamel.yaml import YAML
 
 from llmd4rec_core.atomic import write_json
-from llmd4rec_core.data.sequences import SequenceData, load_sequences
-from llmd4rec_core.distill.upward import UpwardKD, index_teacher
-from llmd4rec_core.logits.schema import LogitsFile, read_logits
+from llmd4rec_core.data.sequences import load_sequences
+from llmd4rec_core.distill.upward import UpwardKD, index_teacher, most_recent_rows
+from llmd4rec_core.logits.schema import read_logits
 from llmd4rec_core.models import build_crm
 from llmd4rec_core.params import Params, read_yaml
 from llmd4rec_core.scoring import evaluate_by_length
@@ -46,16 +46,6 @@ def overridden(params_file: str, sets: list[str]) -> Params:
             node = node[part]
         node[leaf] = YAML(typ="safe", pure=True).load(value)
     return Params.model_validate(raw)
-
-
-def most_recent_rows(file: LogitsFile, data: SequenceData, per_user: int) -> LogitsFile:
-    """The rows of each user's ``per_user`` most recent training prefixes (0: every row)."""
-    if per_user == 0:
-        return file
-    rows = file.rows
-    length = {int(uid): len(seq) for uid, seq in zip(data.user_ids, data.train, strict=True)}
-    keep = np.array([rows.position[n] >= length[int(rows.user_id[n])] - per_user for n in range(len(rows))])
-    return LogitsFile(path=file.path, meta=file.meta, rows=rows.take(np.flatnonzero(keep)))
 
 
 @app.command()

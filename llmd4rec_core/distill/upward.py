@@ -64,6 +64,16 @@ def index_teacher(file: LogitsFile, data: SequenceData) -> TeacherLogits:
     return TeacherLogits(file=file, train=data.train, user_index=user_index, order=order, start=start)
 
 
+def most_recent_rows(file: LogitsFile, data: SequenceData, per_user: int) -> LogitsFile:
+    """The rows of each user's ``per_user`` most recent training prefixes (0: every row)."""
+    if per_user == 0:
+        return file
+    rows = file.rows
+    length = {int(uid): len(seq) for uid, seq in zip(data.user_ids, data.train, strict=True)}
+    keep = np.array([rows.position[n] >= length[int(rows.user_id[n])] - per_user for n in range(len(rows))])
+    return LogitsFile(path=file.path, meta=file.meta, rows=rows.take(np.flatnonzero(keep)))
+
+
 def teacher_logits(teacher: TeacherLogits, file_rows: np.ndarray) -> torch.Tensor:
     """y_l of the given file rows, [M, I] float32, rebuilt from the export (exact top-K, 8-bit tail).
 

@@ -13,7 +13,14 @@ import torch
 
 from llmd4rec_core.data.sequences import SequenceData
 from llmd4rec_core.distill.kl import sample_weight
-from llmd4rec_core.distill.upward import UpwardKD, index_teacher, teacher_batch, teacher_logits, upward_kl
+from llmd4rec_core.distill.upward import (
+    UpwardKD,
+    index_teacher,
+    most_recent_rows,
+    teacher_batch,
+    teacher_logits,
+    upward_kl,
+)
 from llmd4rec_core.errors import InputError
 from llmd4rec_core.logits.schema import LogitRows, LogitsFile, compress, full_logits
 from llmd4rec_core.scoring import masked_ranks
@@ -112,6 +119,24 @@ def test_teacher_rows_land_on_their_targets_in_a_padded_batch(max_len: int) -> N
     for n, r in enumerate(where.file_rows):
         u, p = int(teacher.user_index[r]), int(teacher.file.rows.position[r])
         assert np.array_equal(where.histories[n], data.train[u][:p])
+
+
+def test_most_recent_rows_are_what_the_export_would_have_written() -> None:
+    from llmd4rec_core.data.instances import split_instances
+
+    data = toy_data()
+    every = split_instances(data, "train", 0)
+    file = export_of(
+        data,
+        list(zip(every.user_index.tolist(), every.position.tolist(), strict=True)),
+        torch.randn(len(every), NUM_ITEMS),
+    )
+    for k in (1, 2, 3):
+        kept = most_recent_rows(file, data, k).rows
+        expected = split_instances(data, "train", k)
+        assert kept.user_id.tolist() == data.user_ids[expected.user_index].tolist()
+        assert kept.position.tolist() == expected.position.tolist()
+    assert most_recent_rows(file, data, 0) is file
 
 
 def test_drawn_rows_are_one_per_user_and_cover_every_row() -> None:
