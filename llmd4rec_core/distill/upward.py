@@ -93,9 +93,8 @@ class UpwardKD:
     sample_weights: bool  # Eq. 8 weights, else w2 = 1
     mask_history: bool  # kl_mask_history: both distributions over the items outside the prefix
     rows_per_user: int  # teacher rows drawn per user and step (0 = every row of the user in the batch)
-    rng: (
-        np.random.Generator
-    )  # draws those rows; its own stream, so L_rec's batches and negatives are unchanged
+    # draws those rows from a stream of its own, so L_rec's batches and negatives stay those of plain SASRec
+    rng: np.random.Generator
 
     def term(
         self,

@@ -16,6 +16,7 @@ from tiny import tiny_backbone, tiny_processed, write_params
 from typer.testing import CliRunner
 
 from llmd4rec_core.logits.schema import read_logits
+from llmd4rec_core.params import load_params
 from stages import distill_crm, evaluate, export_logits, finetune_llm, logits, loop_init, train_crm
 
 
@@ -101,7 +102,11 @@ def test_two_rounds_continue_and_update_embeddings(trained: Path, tmp_path: Path
     result = run_distill(trained, "round1", "round0", models, logits_dir)
     assert result.exit_code == 0, result.output
     crm1 = json.loads((models / "llmd4rec_c" / "round1" / "config.json").read_text())
-    assert crm1["arch"] == "sasrec" and crm1["distill"]["T2"] == 0.2 and crm1["distill"]["teacher_rows"] > 0
+    used = load_params(trained / "params.yaml")
+    assert (
+        crm1["arch"] == "sasrec" and crm1["distill"]["T2"] == used.T2 and crm1["distill"]["teacher_rows"] > 0
+    )
+    assert crm1["distill"]["kl_mask_history"] is used.kl_mask_history
     sasrec = load_file(models / "sasrec" / "model.safetensors")
     crm1_weights = load_file(models / "llmd4rec_c" / "round1" / "model.safetensors")
     assert {k: v.shape for k, v in crm1_weights.items()} == {k: v.shape for k, v in sasrec.items()}
