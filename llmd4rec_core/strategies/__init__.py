@@ -1,0 +1,1 @@
+"""Alternative LLM→CRM distillation strategies (issue 5): DLLM2Rec and ALKDRec."""
