@@ -68,6 +68,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+# The paper's values, named for documentation and for callers (params.yaml) to cite. No function below
+# defaults to them: mu, ratios and budget are tracked hyperparameters and must be passed explicitly.
 PAPER_MU = 10.0
 PAPER_RATIOS = (1.0, 5.0, 4.0)  # effective : similar : incorrect, among all candidate instances
 PAPER_BUDGET = 500
@@ -136,8 +138,10 @@ def difficulty_rank(difficulty: np.ndarray, rng: np.random.Generator | None = No
     return rank
 
 
-def gains_from_rank(rank: np.ndarray, mu: float = PAPER_MU) -> Gains:
-    """g_ef = 1 / rank^mu, g_si = g_in = g_ef / 2 (Implementation Details) from 1-based ranks [S]."""
+def gains_from_rank(rank: np.ndarray, mu: float) -> Gains:
+    """g_ef = 1 / rank^mu, g_si = g_in = g_ef / 2 (Implementation Details) from 1-based ranks [S].
+
+    ``mu`` is required (no code default); the paper uses PAPER_MU = 10."""
     if not mu > 0:
         raise ValueError(f"mu must be > 0, got {mu}")
     r = np.asarray(rank, dtype=np.float64)
@@ -149,15 +153,17 @@ def gains_from_rank(rank: np.ndarray, mu: float = PAPER_MU) -> Gains:
     return Gains(effective=g_ef, similar=g_ef / 2, incorrect=g_ef / 2)
 
 
-def instance_gains(
-    difficulty: np.ndarray, mu: float = PAPER_MU, rng: np.random.Generator | None = None
-) -> Gains:
-    """The gains [S] of each instance, in instance order, from its difficulty [S] (ties: difficulty_rank)."""
+def instance_gains(difficulty: np.ndarray, mu: float, rng: np.random.Generator | None = None) -> Gains:
+    """The gains [S] of each instance, in instance order, from its difficulty [S] (ties: difficulty_rank).
+
+    ``mu`` is required (the paper uses PAPER_MU = 10), see :func:`gains_from_rank`."""
     return gains_from_rank(difficulty_rank(difficulty, rng), mu)
 
 
-def outcome_counts(num_instances: int, ratios: tuple[float, float, float] = PAPER_RATIOS) -> OutcomeCounts:
-    """k_ef : k_si : k_in = ratios as integers summing to |S| (largest remainder; ties: ef, si, in)."""
+def outcome_counts(num_instances: int, ratios: tuple[float, float, float]) -> OutcomeCounts:
+    """k_ef : k_si : k_in = ratios as integers summing to |S| (largest remainder; ties: ef, si, in).
+
+    ``ratios`` is required (no code default); the paper uses PAPER_RATIOS = (1, 5, 4)."""
     r = np.asarray(ratios, dtype=np.float64)
     if r.shape != (3,) or not np.isfinite(r).all() or (r < 0).any() or not r.sum() > 0:
         raise ValueError(f"ratios must be three finite numbers >= 0 summing to > 0, got {ratios}")
@@ -334,9 +340,10 @@ def _pool_policy(num: int, mu: float, ratios: tuple[float, float, float], policy
 def draw_budget(
     difficulty: np.ndarray,
     rng: np.random.Generator,
-    budget: int = PAPER_BUDGET,
-    mu: float = PAPER_MU,
-    ratios: tuple[float, float, float] = PAPER_RATIOS,
+    *,
+    budget: int,
+    mu: float,
+    ratios: tuple[float, float, float],
     resolve_each_draw: bool = True,
     shuffle_ties: bool = True,
     policy: Literal["paper", "equalised"] = "paper",
@@ -347,7 +354,10 @@ def draw_budget(
     "equalised"``: :func:`equalised_policy_sorted`, not in the paper) over the instances not drawn yet. With
     ``resolve_each_draw`` (default, the authors' code) the gains and counts are recomputed on that smaller
     pool before every draw; otherwise p* is computed once on all of S. Deterministic for a seeded ``rng``
-    (also used to shuffle difficulty ties first, if ``shuffle_ties``)."""
+    (also used to shuffle difficulty ties first, if ``shuffle_ties``).
+
+    ``budget``, ``mu`` and ``ratios`` are required keywords (no code defaults); the paper uses
+    PAPER_BUDGET = 500, PAPER_MU = 10 and PAPER_RATIOS = (1, 5, 4)."""
     df = np.asarray(difficulty, dtype=np.float64)
     if df.ndim != 1:
         raise ValueError(f"difficulty must be 1-D, got shape {df.shape}")
@@ -375,7 +385,10 @@ def draw_budget(
 
 
 def rank_weights(k: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    """alpha [k] float32 for LLM ranks 1..k: 3 for ranks 1-5, 2 for 6-15, 1 for 16-25 (Eq. 1)."""
+    """alpha [k] float32 for LLM ranks 1..k: 3 for ranks 1-5, 2 for 6-15, 1 for 16-25 (Eq. 1).
+
+    Note: the bands and weights are read from PAPER_RANK_WEIGHTS, not passed in. This is deliberate: they
+    are Eq. 1's fixed scheme, not a tuned hyperparameter, so they are not tracked in params.yaml."""
     last = PAPER_RANK_WEIGHTS[-1][0]
     if not 1 <= k <= last:
         raise ValueError(f"the LLM's top-K must have 1 <= K <= {last} items, got {k}")

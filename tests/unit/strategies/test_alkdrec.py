@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from llmd4rec_core.strategies.alkdrec import (
+    PAPER_MU,
+    PAPER_RATIOS,
     Gains,
     OutcomeCounts,
     consistency_difficulty,
@@ -109,7 +111,7 @@ def test_gains_golden_values() -> None:
     np.testing.assert_allclose(g.similar, [1 / 8, 1 / 18, 1 / 2, 1 / 32], rtol=1e-15)
     np.testing.assert_allclose(g.incorrect, g.similar, rtol=0)
     # the paper's mu = 10: the second hardest is worth 1/2^10 = 1/1024, the third 1/59049
-    g10 = gains_from_rank(np.array([1, 2, 3]))
+    g10 = gains_from_rank(np.array([1, 2, 3]), PAPER_MU)
     np.testing.assert_allclose(g10.effective, [1.0, 1 / 1024, 1 / 59049], rtol=1e-15)
 
 
@@ -142,7 +144,7 @@ def test_consistency_difficulty_hand_value() -> None:
 )
 def test_outcome_counts_apportion_the_paper_ratio(n: int, expected: tuple[int, int, int]) -> None:
     # 7 * (0.1, 0.5, 0.4) = (0.7, 3.5, 2.8): floors (0, 3, 2), the two largest remainders (in, ef) get +1
-    counts = outcome_counts(n)
+    counts = outcome_counts(n, PAPER_RATIOS)
     assert tuple(counts) == expected and sum(counts) == n
 
 
@@ -174,7 +176,7 @@ def test_hand_computed_policy_with_both_blocks() -> None:
 def test_hand_computed_policy_without_effective_block() -> None:
     # |S| = 3 at the paper's 1:5:4 -> k = (0, 2, 1); mu = 2: g_ef = (1, 1/4, 1/9), w = 1/g_ef = (1, 4, 9),
     # H = (1, 5, 14), G = (1/2, 1, 3/2), Gamma = (-1/2, 0, 1/28): k* = 3, p* = (1, 4, 9)/14
-    gains, counts = paper_gains(3, 2.0), outcome_counts(3)
+    gains, counts = paper_gains(3, 2.0), outcome_counts(3, PAPER_RATIOS)
     p, k_star = maxmin_policy_sorted(gains, counts)
     assert k_star == 3
     np.testing.assert_allclose(p, np.array([1, 4, 9]) / 14, rtol=1e-14)
@@ -214,8 +216,8 @@ def grid_best(gains: Gains, counts: OutcomeCounts, steps: int = 60) -> float:
 def test_theorem_3_holds_without_effective_block(case: str) -> None:
     """k_ef = 0 (the paper's 1:5:4 at |S| = 3): no p on a 1/60 simplex grid beats p*'s guarantee."""
     gains = GAIN_CASES[case](3)
-    assert outcome_counts(3) == (0, 2, 1)
-    for counts in [outcome_counts(3), OutcomeCounts(0, 3, 0)]:
+    assert outcome_counts(3, PAPER_RATIOS) == (0, 2, 1)
+    for counts in [outcome_counts(3, PAPER_RATIOS), OutcomeCounts(0, 3, 0)]:
         k_star = maxmin_policy_sorted(gains, counts)[1]
         assert grid_best(gains, counts) <= gamma(gains, counts, k_star) + 1e-12
 
@@ -253,14 +255,16 @@ def test_equalised_policy_is_max_min_optimal_on_the_grid(case: str) -> None:
 def test_maxmin_policy_maps_back_to_instance_order() -> None:
     df = np.array([4.0, 9.0, 1.0, 6.0, 2.0, 8.0, 3.0, 7.0, 5.0, 10.0])
     gains = instance_gains(df, mu=1.0)
-    policy = maxmin_policy(gains, outcome_counts(10))
+    policy = maxmin_policy(gains, outcome_counts(10, PAPER_RATIOS))
     assert policy.order.tolist() == np.argsort(-df).tolist() == gain_order(gains.effective).tolist()
     np.testing.assert_allclose(policy.p[policy.order], policy.p_sorted)
     assert policy.p.sum() == pytest.approx(1.0)
     hardest_first = Gains(*(g[policy.order] for g in gains))
-    p, k_star = maxmin_policy_sorted(hardest_first, outcome_counts(10))
+    p, k_star = maxmin_policy_sorted(hardest_first, outcome_counts(10, PAPER_RATIOS))
     np.testing.assert_array_equal(policy.p_sorted, p)
-    assert policy.k_star == k_star and policy.value == gamma(hardest_first, outcome_counts(10), k_star)
+    assert policy.k_star == k_star and policy.value == gamma(
+        hardest_first, outcome_counts(10, PAPER_RATIOS), k_star
+    )
     assert (policy.p[np.argsort(-df)[k_star:]] == 0).all()  # the easiest instances beyond k* are never drawn
 
 
@@ -300,38 +304,53 @@ def test_first_draw_follows_p() -> None:
 def test_draw_budget_is_deterministic_and_respects_budget_and_support() -> None:
     rng = np.random.default_rng(11)
     df = rng.integers(1, 40, size=300).astype(np.float64)  # target ranks: many ties
-    runs = [draw_budget(df, np.random.default_rng(5), budget=50, mu=2.0) for _ in range(2)]
+    runs = [
+        draw_budget(df, np.random.default_rng(5), budget=50, mu=2.0, ratios=PAPER_RATIOS) for _ in range(2)
+    ]
     assert runs[0].tolist() == runs[1].tolist()
     assert len(set(runs[0].tolist())) == 50 and runs[0].min() >= 0 and runs[0].max() < 300
-    assert draw_budget(df, np.random.default_rng(6), budget=50, mu=2.0).tolist() != runs[0].tolist()
+    assert (
+        draw_budget(df, np.random.default_rng(6), budget=50, mu=2.0, ratios=PAPER_RATIOS).tolist()
+        != runs[0].tolist()
+    )
     # solving once (paper's mu = 10): every draw lies within the top k* of the gain order
-    fixed = draw_budget(df, np.random.default_rng(5), budget=50, resolve_each_draw=False)
+    fixed = draw_budget(
+        df, np.random.default_rng(5), budget=50, mu=PAPER_MU, ratios=PAPER_RATIOS, resolve_each_draw=False
+    )
     assert len(set(fixed.tolist())) == 50
     rank = difficulty_rank(df, np.random.default_rng(5))  # the same tie shuffle draw_budget makes first
-    k_star = optimal_k(gains_from_rank(np.arange(1, 301)), outcome_counts(300))
+    k_star = optimal_k(gains_from_rank(np.arange(1, 301), PAPER_MU), outcome_counts(300, PAPER_RATIOS))
     assert rank[fixed].max() <= k_star < 300
-    resolved = draw_budget(df, np.random.default_rng(5), budget=50)
+    resolved = draw_budget(df, np.random.default_rng(5), budget=50, mu=PAPER_MU, ratios=PAPER_RATIOS)
     assert fixed[0] == resolved[0]  # the first draw solves the same game with the same uniform
 
 
 def test_draw_budget_per_draw_resolves_on_the_remaining_pool() -> None:
     """Re-solving: draw t samples from p* over the pool minus the first t draws (authors' notebook)."""
     df = np.arange(1.0, 41.0)[::-1].copy()  # no ties: instance i has difficulty rank i + 1
-    drawn = draw_budget(df, np.random.default_rng(3), budget=6, mu=1.0, shuffle_ties=False)
+    drawn = draw_budget(
+        df, np.random.default_rng(3), budget=6, mu=1.0, ratios=PAPER_RATIOS, shuffle_ties=False
+    )
     rng = np.random.default_rng(3)
     remaining = list(range(40))
     for t in range(6):
         n = len(remaining)
-        p, _ = maxmin_policy_sorted(gains_from_rank(np.arange(1, n + 1), 1.0), outcome_counts(n))
+        p, _ = maxmin_policy_sorted(
+            gains_from_rank(np.arange(1, n + 1), 1.0), outcome_counts(n, PAPER_RATIOS)
+        )
         j = int(draw_from_policy(p, 1, rng)[0])
         assert drawn[t] == remaining.pop(j)
 
 
 def test_draw_budget_can_take_every_instance_only_when_resolving() -> None:
     df = np.arange(1.0, 11.0)
-    assert sorted(draw_budget(df, np.random.default_rng(0), budget=10).tolist()) == list(range(10))
+    assert sorted(
+        draw_budget(df, np.random.default_rng(0), budget=10, mu=PAPER_MU, ratios=PAPER_RATIOS).tolist()
+    ) == list(range(10))
     with pytest.raises(ValueError, match="instances with p > 0"):  # p* of the full pool stops at k* = 9
-        draw_budget(df, np.random.default_rng(0), budget=10, resolve_each_draw=False)
+        draw_budget(
+            df, np.random.default_rng(0), budget=10, mu=PAPER_MU, ratios=PAPER_RATIOS, resolve_each_draw=False
+        )
 
 
 @pytest.mark.parametrize(
@@ -345,14 +364,15 @@ def test_draw_budget_can_take_every_instance_only_when_resolving() -> None:
     ],
 )
 def test_draw_budget_rejects_bad_input(kwargs: dict[str, object], match: str) -> None:
+    args = {"budget": 5, "mu": PAPER_MU, "ratios": PAPER_RATIOS, **kwargs}
     with pytest.raises(ValueError, match=match):
-        draw_budget(np.arange(1.0, 11.0), np.random.default_rng(0), **{"budget": 5, **kwargs})  # type: ignore[arg-type]
+        draw_budget(np.arange(1.0, 11.0), np.random.default_rng(0), **args)  # type: ignore[arg-type]
 
 
 def test_equalised_draws_are_distinct_and_seeded() -> None:
     df = np.random.default_rng(2).integers(1, 30, size=120).astype(np.float64)
-    a = draw_budget(df, np.random.default_rng(1), budget=20, mu=2.0, policy="equalised")
-    b = draw_budget(df, np.random.default_rng(1), budget=20, mu=2.0, policy="equalised")
+    a = draw_budget(df, np.random.default_rng(1), budget=20, mu=2.0, ratios=PAPER_RATIOS, policy="equalised")
+    b = draw_budget(df, np.random.default_rng(1), budget=20, mu=2.0, ratios=PAPER_RATIOS, policy="equalised")
     assert a.tolist() == b.tolist() and len(set(a.tolist())) == 20
 
 
