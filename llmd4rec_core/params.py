@@ -125,6 +125,13 @@ class ExportParams(StrictModel):
     batch_size: int = Field(gt=0)  # instances scored at once
 
 
+class DistributedParams(StrictModel):
+    """Data-parallel LLM stages (llmd4rec_core/distributed.py): fine-tune and export."""
+
+    nproc: int = Field(gt=0)  # processes (one device each); > 1 re-launches the stage under torchrun
+    backend: Literal["auto", "gloo", "nccl"]  # process-group backend; auto = nccl with CUDA, else gloo
+
+
 ROUND_NAME = re.compile(r"round(0|[1-9][0-9]*)")
 
 
@@ -149,6 +156,7 @@ class LoopParams(StrictModel):
 
 class Params(StrictModel):
     seed: int
+    deterministic: bool  # deterministic torch kernels only (seeding.set_determinism)
     T1: float = Field(gt=0)  # temperature of the downward (CRM -> LLM) KL, Eq. 2
     gamma: float = Field(ge=0)  # weight of the downward KL, Eq. 5
     T2: float = Field(gt=0)  # temperature of the upward (LLM -> CRM) KL, Eq. 6
@@ -163,6 +171,7 @@ class Params(StrictModel):
     gru4rec: GRU4RecParams
     llm: LLMParams
     export: ExportParams
+    distributed: DistributedParams
     eval: EvalParams
 
     @model_validator(mode="after")

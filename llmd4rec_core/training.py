@@ -21,10 +21,12 @@ from tqdm.auto import tqdm
 
 from llmd4rec_core.batching import bucketed_batches, left_pad
 from llmd4rec_core.data.sequences import SequenceData
+from llmd4rec_core.guards import check_finite
 from llmd4rec_core.losses import recommendation_loss
 from llmd4rec_core.metrics import ranking_metrics
 from llmd4rec_core.models.base import SequentialRecommender
 from llmd4rec_core.params import CrmTrainParams
+from llmd4rec_core.resume import Checkpointer, LoopState, Snapshot, capture_rng, restore_rng
 from llmd4rec_core.scoring import ranks_by_length
 
 SELECTION_METRIC = "ndcg@10"
@@ -34,6 +36,7 @@ class BatchDistiller(Protocol):
     """An extra loss term on each training batch: the upward KL of LLMD4Rec (distill/upward.py)."""
 
     beta: float  # the term's weight in the loss
+    rng: np.random.Generator  # its own random stream (part of a resumable run's state)
 
     def term(
         self,
@@ -87,12 +90,21 @@ def train_crm(
     mask_history: bool,
     eval_batch: int,
     kd: BatchDistiller | None = None,
+    checkpointer: Checkpointer | None = None,
+    label: str = "train_crm",
 ) -> TrainResult:
     """Train ``model`` with ``cfg.loss`` (plus ``kd``'s Eq. 9 term) and keep the weights of the best
-    validation NDCG@10 epoch."""
+    validation NDCG@10 epoch.
+
+    ``checkpointer`` snapshots the run (resume.py) and resumes it from its latest valid snapshot, with
+    exactly the result of an uninterrupted run. ``label`` (the DVC stage) names the place of a
+    non-finite loss or gradient, which stops training (guards.py).
+    """
+    ckpt = checkpointer or Checkpointer.disabled()
     device = next(model.parameters()).device
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
+    numpy_gens = {"batches": rng} | ({"distiller": kd.rng} if kd is not None else {})
     users, inputs, targets = training_pairs(data.train)
     lengths = np.array([min(len(s), max_len) for s in inputs])  # what the model reads
     target_lengths = np.array([len(t) for t in targets])  # where a teacher position lands after padding
@@ -102,15 +114,39 @@ def train_crm(
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, warmup_steps, total_steps))
 
-    result = TrainResult(best_epoch=-1, best_valid={SELECTION_METRIC: -1.0})
-    bad_epochs = 0
-    epochs = tqdm(range(1, cfg.max_epochs + 1), desc="train", unit="epoch")  # ETA for the whole run
-    for epoch in epochs:
+    state = LoopState(best_valid={SELECTION_METRIC: -1.0})
+    best_weights: dict[str, torch.Tensor] = {}
+    snap = ckpt.latest()
+    if snap is not None:
+        model.load_state_dict(snap.model)
+        opt.load_state_dict(snap.optimizer)
+        sched.load_state_dict(snap.scheduler)
+        restore_rng(snap, {"negatives": gen}, numpy_gens)
+        state, best_weights = snap.loop, snap.best
+
+    def snapshot() -> Snapshot:
+        torch_rng, numpy_rng = capture_rng({"negatives": gen}, numpy_gens)
+        weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        optim, schedule = opt.state_dict(), sched.state_dict()
+        return Snapshot(weights, best_weights, optim, schedule, torch_rng, numpy_rng, copy.deepcopy(state))
+
+    zero = {"loss": 0.0, "rec": 0.0, "kl": 0.0, "w2": 0.0, "kl_rows": 0.0}
+    epochs = tqdm(total=cfg.max_epochs, desc="train", unit="epoch", initial=state.epoch - 1)
+    stopped = state.bad_epochs >= cfg.patience
+    while state.epoch <= cfg.max_epochs and not stopped:
+        epoch = state.epoch
         model.train()
-        start, seen = time.perf_counter(), 0
-        sums = {"loss": 0.0, "rec": 0.0, "kl": 0.0, "w2": 0.0, "kl_rows": 0.0}
+        start = time.perf_counter()
+        if state.step_in_epoch == 0:
+            state.batch_rng, state.sums = rng.bit_generator.state, dict(zero)
+            state.seen, state.train_seconds = 0, 0.0
+        else:  # resumed inside the epoch: replay its batch order, skip the batches already applied
+            rng.bit_generator.state = state.batch_rng
         batches = bucketed_batches(lengths, cfg.batch_size, rng)
-        for idx in tqdm(batches, desc=f"epoch {epoch}", unit="batch", leave=False):
+        sums = state.sums
+        for step, idx in enumerate(tqdm(batches, desc=f"epoch {epoch}", unit="batch", leave=False)):
+            if step < state.step_in_epoch:
+                continue
             x = left_pad([inputs[i] for i in idx], max_len).to(device)  # [B, L]
             y = left_pad([targets[i] for i in idx], max_len).to(device)  # [B, L], aligned with x
             states = model(x)  # [B, L, d]
@@ -125,13 +161,20 @@ def train_crm(
                 sums["kl_rows"] += len(w2)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            check_finite(loss, model.parameters(), f"{label}: epoch {epoch}, step {state.global_step + 1}")
             opt.step()
             sched.step()
             sums["loss"] += loss.item() * len(idx)
             sums["rec"] += rec.item() * len(idx)
-            seen += len(idx)
-        train_seconds = time.perf_counter() - start
+            state.seen += len(idx)
+            state.step_in_epoch, state.global_step = step + 1, state.global_step + 1
+            if ckpt.due(state.global_step) and state.step_in_epoch < len(batches):
+                state.train_seconds += time.perf_counter() - start
+                start = time.perf_counter()
+                ckpt.save(snapshot())
+        train_seconds = state.train_seconds + time.perf_counter() - start
         valid = validation_metrics(model, data, max_len, mask_history, eval_batch)
+        seen = state.seen
         row = {
             "epoch": epoch,
             "train_loss": sums["loss"] / max(seen, 1),
@@ -148,21 +191,24 @@ def train_crm(
             "valid_hr@10": valid["hr@10"],
             "lr": sched.get_last_lr()[0],
             "train_seconds": train_seconds,
-            "seconds": time.perf_counter() - start,
+            "seconds": train_seconds + time.perf_counter() - start,
         }
-        result.history.append(row)
+        state.history.append(row)
         tqdm.write(
             f"epoch {epoch}: loss {row['train_loss']:.4f} valid ndcg@10 {valid['ndcg@10']:.4f} "
             f"hr@10 {valid['hr@10']:.4f} ({row['seconds']:.1f}s)"
         )
-        epochs.set_postfix(valid_ndcg10=f"{valid['ndcg@10']:.4f}", best=result.best_epoch)
-        if valid[SELECTION_METRIC] > result.best_valid[SELECTION_METRIC]:
-            result.best_epoch, result.best_valid, bad_epochs = epoch, valid, 0
-            result.state_dict = copy.deepcopy(model.state_dict())
+        if valid[SELECTION_METRIC] > state.best_valid[SELECTION_METRIC]:
+            state.best_epoch, state.best_valid, state.bad_epochs = epoch, valid, 0
+            best_weights = copy.deepcopy(model.state_dict())
         else:
-            bad_epochs += 1
-            if bad_epochs >= cfg.patience:
-                break
+            state.bad_epochs += 1
+            stopped = state.bad_epochs >= cfg.patience
+        epochs.update()
+        epochs.set_postfix(valid_ndcg10=f"{valid['ndcg@10']:.4f}", best=state.best_epoch)
+        state.epoch, state.step_in_epoch = epoch + 1, 0
+        if not stopped and state.epoch <= cfg.max_epochs:
+            ckpt.save(snapshot())
     epochs.close()
-    model.load_state_dict(result.state_dict)
-    return result
+    model.load_state_dict(best_weights)
+    return TrainResult(state.best_epoch, state.best_valid, state.history, best_weights)

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import ParamSpec, TypeVar
 
-from llmd4rec_core.errors import InputError
+from llmd4rec_core.errors import PipelineError
 from llmd4rec_core.params import PARAMS_FILE, ParamsView, load_params
 
 P = ParamSpec("P")
@@ -20,13 +20,14 @@ def stage_params(declared: Iterable[str], path: str = PARAMS_FILE) -> ParamsView
 
 
 def one_line_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn :class:`InputError` into ``error: <message>`` on stderr and exit code 2 (no traceback)."""
+    """Turn a :class:`PipelineError` (bad input, a non-finite loss) into ``error: <message>`` on stderr
+    and exit code 2 (no traceback)."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except InputError as exc:
+        except PipelineError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
 

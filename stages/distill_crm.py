@@ -24,9 +24,10 @@ from llmd4rec_core.errors import InputError
 from llmd4rec_core.logits.schema import read_logits
 from llmd4rec_core.models import build_crm
 from llmd4rec_core.params import load_params, round_index
-from llmd4rec_core.seeding import pick_device, seed_everything
+from llmd4rec_core.seeding import pick_device, seed_everything, set_determinism
 from llmd4rec_core.training import train_crm
 from stages._common import one_line_errors, stage_params
+from stages._resume import run_checkpointer
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
@@ -35,6 +36,7 @@ def declared_params(crm: str) -> tuple[str, ...]:
     """The params keys this stage reads when ``llm.crm`` is ``crm`` (dvc.yaml lists exactly these)."""
     return (
         "seed",
+        "deterministic",
         "T2",
         "beta",
         "sample_weights",
@@ -58,6 +60,10 @@ def main(
     logits_dir: str = typer.Option("logits", help="reads llmd4rec_l/<round>/train.parquet"),
     metrics_dir: str = typer.Option("metrics", help="curves/ and train_llmd4rec_c_<round>.json go here"),
     valid_batch_size: int = typer.Option(512, help="users per validation batch (does not change results)"),
+    checkpoint_dir: str = typer.Option(
+        "checkpoints", envvar="LLMD4REC_CHECKPOINT_DIR", help="resumable snapshots (resume.py); '' = none"
+    ),
+    checkpoint_every: int = typer.Option(0, help="also snapshot every N steps (0: at each epoch's end)"),
 ) -> None:
     t = round_index(round_name, "--round")
     if t < 1 or round_index(prev, "--prev") != t - 1:
@@ -72,7 +78,12 @@ def main(
         raise InputError(f"{prev_dir}/config.json: arch {prev_meta['arch']!r} but llm.crm is {crm_name!r}")
     teacher_path = f"{logits_dir}/llmd4rec_l/{round_name}/train.parquet"
     teacher = index_teacher(read_logits(teacher_path), data)
+    label = f"distill_crm@{round_name}"
+    inputs = [data_dir, prev_dir, teacher_path]
+    declared = declared_params(crm_name)
+    ckpt = run_checkpointer(label, declared, params_file, inputs, checkpoint_dir, checkpoint_every)
     seed_everything(params.seed)
+    set_determinism(params.deterministic)
     device = pick_device()
     net = build_crm(crm_name, cfg, data.num_items)
     if params.loop.crm_warm_start:
@@ -89,7 +100,7 @@ def main(
     )
     start = time.perf_counter()
     result = train_crm(
-        net, data, cfg, cfg.max_len, params.seed, params.eval.mask_history, valid_batch_size, kd
+        net, data, cfg, cfg.max_len, params.seed, params.eval.mask_history, valid_batch_size, kd, ckpt, label
     )
     seconds = time.perf_counter() - start
     distill = {"T2": params.T2, "beta": params.beta, "sample_weights": params.sample_weights, "round": t}
@@ -102,8 +113,8 @@ def main(
     }
     extra = {"best_epoch": result.best_epoch, "best_valid": result.best_valid, "params": cfg.model_dump()}
     save_checkpoint(f"{models_dir}/llmd4rec_c/{round_name}", crm_name, net, extra | {"distill": distill})
-    label = f"llmd4rec_c_{round_name}"
-    write_curve(f"{metrics_dir}/curves/{label}.tsv", result.history)
+    name = f"llmd4rec_c_{round_name}"
+    write_curve(f"{metrics_dir}/curves/{name}.tsv", result.history)
     epochs = len(result.history)
     timing = {
         "train_seconds": round(seconds, 1),
@@ -112,10 +123,12 @@ def main(
         "seconds_per_epoch": round(sum(r["train_seconds"] for r in result.history) / epochs, 2),
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
+        "resumed_from_step": ckpt.resumed_from,
     }
-    write_json(f"{metrics_dir}/train_{label}.json", timing)
+    write_json(f"{metrics_dir}/train_{name}.json", timing)
+    ckpt.finish()
     best = result.best_valid["ndcg@10"]
-    print(f"{label}: best epoch {result.best_epoch}/{epochs}, valid ndcg@10 {best:.4f}, {seconds:.0f}s")
+    print(f"{name}: best epoch {result.best_epoch}/{epochs}, valid ndcg@10 {best:.4f}, {seconds:.0f}s")
 
 
 if __name__ == "__main__":

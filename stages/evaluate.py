@@ -13,10 +13,13 @@ from llmd4rec_core.atomic import write_json
 from llmd4rec_core.data.sequences import load_sequences, load_stats
 from llmd4rec_core.recommenders import load_recommender
 from llmd4rec_core.scoring import evaluate_by_length, protocol_record
-from llmd4rec_core.seeding import pick_device
+from llmd4rec_core.seeding import pick_device, set_determinism
 from stages._common import one_line_errors, stage_params
 
-PARAMS = ("eval",)
+PARAMS = (
+    "deterministic",
+    "eval",
+)
 app = typer.Typer(add_completion=False, help=__doc__)
 
 
@@ -29,9 +32,11 @@ def main(
     models_dir: str = typer.Option("models", help="where the checkpoints are"),
     out: str = typer.Option("", help="metrics JSON (default metrics/<model>.json)"),
 ) -> None:
-    cfg = stage_params(PARAMS, params_file).eval
+    params = stage_params(PARAMS, params_file)
+    cfg = params.eval
     data = load_sequences(data_dir)
     stats = load_stats(data_dir)
+    set_determinism(params.deterministic)
     device = pick_device()
     loaded = load_recommender(f"{models_dir}/{model}", data.num_items, device)
     metrics = evaluate_by_length(

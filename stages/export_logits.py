@@ -15,15 +15,17 @@ import typer
 from llmd4rec_core.atomic import write_json
 from llmd4rec_core.data.instances import split_instances
 from llmd4rec_core.data.sequences import load_sequences, load_stats
+from llmd4rec_core.distributed import device_of, init_world
 from llmd4rec_core.errors import InputError
-from llmd4rec_core.logits.export import export_rows
+from llmd4rec_core.logits.export import export_rows_sharded
 from llmd4rec_core.logits.schema import write_logits
 from llmd4rec_core.params import round_index
 from llmd4rec_core.recommenders import load_recommender
-from llmd4rec_core.seeding import pick_device
+from llmd4rec_core.seeding import set_determinism
 from stages._common import one_line_errors, stage_params
+from stages._launch import relaunch_under_torchrun
 
-PARAMS = ("export",)
+PARAMS = ("deterministic", "export", "distributed")
 SPLITS = ("train", "valid", "test")
 app = typer.Typer(add_completion=False, help=__doc__)
 
@@ -42,21 +44,27 @@ def main(
 ) -> None:
     if split not in SPLITS:
         raise InputError(f"--split: unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    cfg = stage_params(PARAMS, params_file).export
+    params = stage_params(PARAMS, params_file)
+    relaunch_under_torchrun(params.distributed.nproc, "stages.export_logits")
+    world = init_world(params.distributed.backend)
+    cfg = params.export
     data = load_sequences(data_dir)
     stats = load_stats(data_dir)
     if cfg.top_k > data.num_items:
         raise InputError(
             f"{params_file}: export.top_k: {cfg.top_k} exceeds the catalogue's {data.num_items} items"
         )
-    device = pick_device()
+    set_determinism(params.deterministic)
+    device = device_of(world)
     loaded = load_recommender(f"{models_dir}/{model}", data.num_items, device)
     instances = split_instances(data, split, cfg.instances_per_user)  # type: ignore[arg-type]
     start = time.perf_counter()
-    rows = export_rows(
-        loaded.scorer, instances, data.num_items, loaded.max_len, cfg.top_k, cfg.batch_size, device
+    rows = export_rows_sharded(
+        world, loaded.scorer, instances, data.num_items, loaded.max_len, cfg.top_k, cfg.batch_size, device
     )
     seconds = time.perf_counter() - start
+    if rows is None:  # not rank 0: rank 0 merged the shards and writes the file
+        return
     meta = {
         "producer": model,
         "producer_arch": loaded.meta.get("arch"),
@@ -71,6 +79,7 @@ def main(
 
     size = Path(path).stat().st_size
     timing = {"rows": len(rows), "seconds": round(seconds, 1), "bytes": size, "forward_passes": len(rows)}
+    timing["processes"] = world.size
     write_json(timing_out or f"metrics/export_{model}_{split}.json", timing)
     print(f"{model} {split}: {len(rows)} rows in {seconds:.0f}s -> {path} ({size / 2**20:.1f} MiB)")
 

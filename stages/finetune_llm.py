@@ -19,17 +19,21 @@ from llmd4rec_core.atomic import write_json
 from llmd4rec_core.checkpoint import load_checkpoint
 from llmd4rec_core.curves import write_curve
 from llmd4rec_core.data.sequences import load_sequences
+from llmd4rec_core.distributed import device_of, init_world
 from llmd4rec_core.errors import InputError
 from llmd4rec_core.llm.checkpoint import load_e4srec, save_e4srec
 from llmd4rec_core.llm.embedding_update import update_item_table
 from llmd4rec_core.llm.finetune import DownwardKD, finetune_e4srec
 from llmd4rec_core.params import round_index
-from llmd4rec_core.seeding import pick_device, seed_everything
+from llmd4rec_core.seeding import seed_everything, set_determinism
 from stages._common import one_line_errors, stage_params
+from stages._launch import relaunch_under_torchrun
+from stages._resume import run_checkpointer
 
-BASELINE_PARAMS = ("seed", "llm", "eval.mask_history")
+BASELINE_PARAMS = ("seed", "deterministic", "llm", "distributed", "eval.mask_history")
 ROUND_PARAMS = (
     "seed",
+    "deterministic",
     "T1",
     "gamma",
     "sample_weights",
@@ -38,6 +42,7 @@ ROUND_PARAMS = (
     "llm",
     "loop.llm_epochs",
     "loop.refit_w_in",
+    "distributed",
     "eval.mask_history",
 )
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -59,16 +64,23 @@ def main(
     models_dir: str = typer.Option("models", help="checkpoints: llmd4rec_{l,c}/round<t>/, <name>/"),
     metrics_dir: str = typer.Option("metrics", help="curves/<name>.tsv and train_<name>.json go here"),
     valid_batch_size: int = typer.Option(64, help="prompts per validation batch"),
+    checkpoint_dir: str = typer.Option(
+        "checkpoints", envvar="LLMD4REC_CHECKPOINT_DIR", help="resumable snapshots (resume.py); '' = none"
+    ),
+    checkpoint_every: int = typer.Option(100, help="also snapshot every N optimizer steps (0: epoch ends)"),
 ) -> None:
     if (round_name is None) != (prev is None):
         raise InputError("--round and --prev go together")
     params = stage_params(declared_params(round_name), params_file)
+    relaunch_under_torchrun(params.distributed.nproc, "stages.finetune_llm")
+    world = init_world(params.distributed.backend)
     data = load_sequences(data_dir)
-    device = pick_device()
+    device = device_of(world)
     cfg = params.llm
     if round_name is None:
         start_dir, out, label = f"{models_dir}/llmd4rec_l/round0", f"{models_dir}/{name}", name
         teacher, epochs, distill = None, cfg.epochs, {"gamma": 0.0}
+        stage, inputs = f"finetune_{name}", [data_dir, start_dir]
     else:
         t = round_index(round_name, "--round")
         if t < 1 or round_index(prev, "--prev") != t - 1:
@@ -77,13 +89,19 @@ def main(
         label = f"llmd4rec_l_{round_name}"
         teacher_dir = f"{models_dir}/llmd4rec_c/{prev}"
         teacher, _ = load_checkpoint(teacher_dir, num_items=data.num_items)
+        stage, inputs = f"finetune_llm@{round_name}", [data_dir, start_dir, teacher_dir]
         epochs = cfg.epochs if t == 1 else params.loop.llm_epochs
         distill = {"T1": params.T1, "gamma": params.gamma, "sample_weights": params.sample_weights}
         distill["kl_mask_history"] = params.kl_mask_history
         distill |= {"teacher": teacher_dir, "round": t}
         if t > 1:  # round 1's table already is round 0's CRM table: the switch cannot change it
             distill["embedding_update"] = params.embedding_update
+    declared = declared_params(round_name)
+    ckpt = run_checkpointer(
+        stage, declared, params_file, inputs, checkpoint_dir, checkpoint_every, world.is_main
+    )
     seed_everything(params.seed)
+    set_determinism(params.deterministic)
     model, meta = load_e4srec(start_dir, device, data.num_items, trainable=True)
     if teacher is not None and params.embedding_update:
         refit = params.loop.refit_w_in
@@ -98,11 +116,15 @@ def main(
         else DownwardKD(None, 1.0, 0.0, False, False)
     )
     run_cfg = cfg.model_copy(update={"epochs": epochs})
+    if world.rank > 0:  # each process its own dropout stream (rank 0 keeps the single-process one)
+        torch.manual_seed(params.seed + world.rank)
     start = time.perf_counter()
     result = finetune_e4srec(
-        model, data, run_cfg, kd, params.seed, params.eval.mask_history, valid_batch_size
+        model, data, run_cfg, kd, params.seed, params.eval.mask_history, valid_batch_size, ckpt, stage, world
     )
     seconds = time.perf_counter() - start
+    if not world.is_main:
+        return
     extra = {
         "best_epoch": result.best_epoch,
         "best_valid": result.best_valid,
@@ -118,8 +140,11 @@ def main(
         "seconds_per_epoch": round(sum(r["train_seconds"] for r in result.history) / len(result.history), 1),
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
+        "processes": world.size,
+        "resumed_from_step": ckpt.resumed_from,
     }
     write_json(f"{metrics_dir}/train_{label}.json", timing)
+    ckpt.finish()
     best = result.best_valid["ndcg@10"]
     print(f"{label}: best epoch {result.best_epoch}, valid ndcg@10 {best:.4f}, {seconds:.0f}s")
 

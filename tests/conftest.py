@@ -26,6 +26,20 @@ def mirror_file() -> Callable[[str], Path]:
 
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkpoints_outside_the_repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Stage runs in tests keep their resumable snapshots in a temporary directory, not ./checkpoints."""
+    old = os.environ.get("LLMD4REC_CHECKPOINT_DIR")
+    os.environ["LLMD4REC_CHECKPOINT_DIR"] = str(tmp_path_factory.mktemp("checkpoints"))
+    yield
+    if old is None:
+        del os.environ["LLMD4REC_CHECKPOINT_DIR"]
+    else:
+        os.environ["LLMD4REC_CHECKPOINT_DIR"] = old
+
+
 PIPELINE_OUTPUTS = ("metrics", "models", "logits", "data/processed")
 
 

@@ -27,6 +27,16 @@ class Instances:
     def __len__(self) -> int:
         return len(self.targets)
 
+    def take(self, index: np.ndarray) -> Instances:
+        """The instances at ``index`` (in that order)."""
+        return Instances(
+            self.user_index[index],
+            self.user_id[index],
+            self.position[index],
+            [self.histories[i] for i in index],
+            self.targets[index],
+        )
+
 
 def split_instances(data: SequenceData, split: InstanceSplit, per_user: int) -> Instances:
     """Instances of ``split``. Train: each user's ``per_user`` most recent training prefixes with at least

@@ -15,6 +15,11 @@ taken exactly. Fractional times are floored to ``Int64`` for ``timestamp`` and t
 the fraction from the stored value. Dates and datetimes become Unix epoch seconds the same way (floored,
 sub-second order kept in ``row``).
 
+S3-Rec ids are separated by spaces or tabs and lines end in ``\n`` (or ``\r\n``); any other character
+Python counts as whitespace (a lone ``\r``, form feed, Unicode spaces and line separators) is an error, as
+readers disagree on whether it splits the line. A CSV record with fewer fields than the header has its
+missing trailing cells read as empty (a null rating; a missing id or time is an error).
+
 Every problem is a one-line :class:`InputError` naming the file and, where it applies, the line (for CSV
 the file line, header = line 1) or the Parquet row.
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +44,10 @@ from llmd4rec_core.params import TableParams
 SCHEMA = {"user": pl.Int64, "item": pl.Int64, "timestamp": pl.Int64, "rating": pl.Float64, "row": pl.Int64}
 PARQUET_SUFFIXES = (".parquet", ".pq")
 INT64_MAX = float(2**63 - 1)
+# characters str.split() splits at besides space, tab and \n (and the \r of a \r\n line end)
+AMBIGUOUS_SPACE = re.compile(
+    "\r(?!\n|\\Z)|[\x0b\x0c\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+)
 
 
 @dataclass(frozen=True)
@@ -50,7 +60,8 @@ class Where:
     def at(self, index: int) -> str:
         """Message prefix for the 0-based data record ``index``."""
         if self.csv:
-            return f"{self.path}:{_csv_line_of_record(self.path, index)}"
+            line = _csv_line_of_record(self.path, index)
+            return f"{self.path}:{line}" if line is not None else f"{self.path}: record {index + 1}"
         return f"{self.path}: row {index + 1}"
 
 
@@ -74,6 +85,9 @@ def _split_lines(path: Path, text: str) -> tuple[list[list[str]], np.ndarray]:
     """Tokens of each line and their counts; blank lines (but the final newline) and item-less lines fail."""
     if not text.strip():
         raise InputError(f"{path}: empty file")
+    if odd := AMBIGUOUS_SPACE.search(text):
+        line = text.count("\n", 0, odd.start()) + 1
+        raise InputError(f"{path}:{line}: separator {odd.group()!r} is not a space, tab or newline")
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()  # the newline that ends the last line
@@ -144,23 +158,34 @@ def _check_unique_users(path: Path, users: np.ndarray) -> None:
 # --------------------------------------------------------------------------------------------- tables
 
 
-def _csv_line_of_record(path: Path, index: int) -> int:
-    """File line (1-based, header = 1) where data record ``index`` starts (error path only)."""
-    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
-        reader = csv.reader(fh)
-        next(reader, None)
-        line = reader.line_num
-        for i, _ in enumerate(reader):
-            if i == index:
-                return line + 1
+def _csv_line_of_record(path: Path, index: int) -> int | None:
+    """File line (1-based, header = 1) where data record ``index`` starts (error path only; None if the
+    csv module cannot follow the file)."""
+    limit = csv.field_size_limit(2**31 - 1)  # polars reads quoted fields of any length
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+            reader = csv.reader(fh)
+            next(reader, None)
             line = reader.line_num
+            for i, _ in enumerate(reader):
+                if i == index:
+                    return line + 1
+                line = reader.line_num
+    except csv.Error:
+        return None
+    finally:
+        csv.field_size_limit(limit)
     return line + 1
 
 
 def _check_columns(path: Path, present: list[str], wanted: dict[str, str]) -> None:
     for role, name in wanted.items():
         if name not in present:
-            raise InputError(f"{path}: {role} column {name!r} not found (columns: {', '.join(present)})")
+            listed = ", ".join(present)
+            listed = listed if len(listed) <= 200 else listed[:200] + "..."
+            raise InputError(f"{path}: {role} column {name!r} not found (columns: {listed})")
+        if present.count(name) > 1:
+            raise InputError(f"{path}: {role} column {name!r} appears {present.count(name)} times")
 
 
 def _wanted_columns(table: TableParams) -> dict[str, str]:
@@ -172,15 +197,24 @@ def _wanted_columns(table: TableParams) -> dict[str, str]:
 
 def _read_csv(path: Path, wanted: dict[str, str]) -> pl.DataFrame:
     """The wanted CSV columns as strings (validated later), renamed to their roles."""
-    if path.stat().st_size == 0:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if size == 0:
         raise InputError(f"{path}: empty file")
     try:
-        header = pl.read_csv(path, n_rows=0).columns
+        # the header as written (polars renames repeated names, which would hide them)
+        header = [
+            name or "" for name in pl.read_csv(path, has_header=False, n_rows=1, infer_schema=False).row(0)
+        ]
         _check_columns(path, header, wanted)
         names = list(dict.fromkeys(wanted.values()))
         frame = pl.read_csv(path, columns=names, schema_overrides=dict.fromkeys(names, pl.String))
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise InputError(f"{path}: cannot parse CSV: {str(exc).splitlines()[0]}") from None
+        raise InputError(
+            f"{path}: cannot parse CSV: {(str(exc) or type(exc).__name__).splitlines()[0]}"
+        ) from None
     return frame.select(pl.col(name).alias(role) for role, name in wanted.items())
 
 
@@ -189,9 +223,13 @@ def _read_parquet(path: Path, wanted: dict[str, str]) -> pl.DataFrame:
     try:
         names = pq.read_schema(path).names
         _check_columns(path, names, wanted)
-        table = pq.read_table(path, columns=list(dict.fromkeys(wanted.values())))
-    except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{path}: unreadable Parquet file: {str(exc).splitlines()[0]}") from None
+        table = pq.read_table(
+            path, columns=list(dict.fromkeys(wanted.values())), page_checksum_verification=True
+        )
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"{path}: unreadable Parquet file: {(str(exc) or type(exc).__name__).splitlines()[0]}"
+        ) from None
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     return frame.select(pl.col(name).alias(role) for role, name in wanted.items())
@@ -235,14 +273,15 @@ def _float_times(col: pl.Series, where: Where) -> pl.Series:
     return values
 
 
-def _exact_order(timestamp: pl.Series, exact: pl.Series, whole: bool) -> tuple[pl.Series, pl.Series]:
-    """``(timestamp, row)``: ``row`` is the file order, or the rank of ``(exact, file order)`` if needed."""
+def _exact_order(timestamp: pl.Series, fraction: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """``(timestamp, row)``: ``row`` is the file order or, if any ``fraction`` (exact time minus
+    ``timestamp``, in [0, 1) second) is non-zero, the rank of ``(timestamp, fraction, file order)``."""
     n = len(timestamp)
     file_order = np.arange(n, dtype=np.int64)
-    if whole:
+    if not (fraction != 0).any():
         return timestamp, pl.Series("row", file_order)
     rank = np.empty(n, dtype=np.int64)
-    rank[np.lexsort((file_order, exact.to_numpy()))] = file_order
+    rank[np.lexsort((file_order, fraction.to_numpy(), timestamp.to_numpy()))] = file_order
     return timestamp, pl.Series("row", rank)
 
 
@@ -254,14 +293,20 @@ def _times(col: pl.Series, where: Where) -> tuple[pl.Series, pl.Series]:
         micros = col.dt.epoch("us")
         if (i := _first_bad(micros.is_null())) is not None:
             raise InputError(f"{where.at(i)}: time is missing")
-        return _exact_order(micros // 1_000_000, micros, whole=bool((micros % 1_000_000 == 0).all()))
+        return _exact_order(micros // 1_000_000, micros % 1_000_000)
+    as_int = None
     if col.dtype == pl.String or col.dtype.is_integer():
         as_int = col.cast(pl.Int64, strict=False)
         if as_int.null_count() == 0:
-            return _exact_order(as_int, as_int, whole=True)
+            return _exact_order(as_int, pl.zeros(len(as_int), pl.Int64, eager=True))
     values = _float_times(col, where)
-    floored = values.floor().cast(pl.Int64)
-    return _exact_order(floored, values, whole=bool((values == floored.cast(pl.Float64)).all()))
+    floored = values.floor()
+    timestamp, fraction = floored.cast(pl.Int64), values - floored
+    if as_int is not None:  # integers among fractional times stay exact (a float64 holds 53 bits)
+        exact = as_int.is_not_null()
+        timestamp = as_int.zip_with(exact, timestamp)
+        fraction = fraction.zip_with(~exact, pl.zeros(len(fraction), pl.Float64, eager=True))
+    return _exact_order(timestamp, fraction)
 
 
 def _table_frame(raw: pl.DataFrame, where: Where) -> pl.DataFrame:

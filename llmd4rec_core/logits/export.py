@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from llmd4rec_core.data.instances import Instances
+from llmd4rec_core.distributed import World
 from llmd4rec_core.logits.schema import LogitRows, compress
 from llmd4rec_core.scoring import ItemScorer, masked_ranks, scores_by_length
 
@@ -42,3 +43,29 @@ def export_rows(
         for name, block in compress(scores[:, 1:], top_k).items():
             getattr(rows, name)[idx] = block
     return rows
+
+
+def export_rows_sharded(
+    world: World,
+    scorer: ItemScorer,
+    instances: Instances,
+    num_items: int,
+    max_len: int,
+    top_k: int,
+    batch_size: int,
+    device: torch.device,
+) -> LogitRows | None:
+    """:func:`export_rows` split over the data-parallel processes: rank r scores rows ``r::N``; rank 0
+    merges the shards back into the instances' order (deterministic, whatever N) and returns them; the
+    other ranks return None. The merge holds the whole export in rank 0's memory."""
+    mine = world.shard(len(instances))
+    rows = export_rows(scorer, instances.take(mine), num_items, max_len, top_k, batch_size, device)
+    shards = world.gather_to_main(rows)
+    if shards is None or not world.parallel:
+        return None if shards is None else rows
+    n = len(instances)
+    merged = {name: np.empty((n, *a.shape[1:]), a.dtype) for name, a in vars(rows).items()}
+    for rank, shard in enumerate(shards):
+        for name, block in vars(shard).items():
+            merged[name][np.arange(rank, n, world.size)] = block
+    return LogitRows(**merged)

@@ -142,7 +142,14 @@ def write_logits(path: str | Path, rows: LogitRows, meta: dict[str, Any]) -> Non
     order = np.lexsort((rows.position, rows.user_id))
     table = to_table(rows.take(order), meta)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP, write_statistics=False)
+        pq.write_table(
+            table,
+            tmp,
+            compression="zstd",
+            row_group_size=ROW_GROUP,
+            write_statistics=False,
+            write_page_checksum=True,  # CRC-32 of every page: a flipped byte is an error, not new data
+        )
 
 
 @dataclass(frozen=True)
@@ -158,9 +165,11 @@ def check_schema(schema: pa.Schema, path: Path) -> dict[str, Any]:
     if raw is None:
         raise InputError(f"{path}: not an llmd4rec logits export (no '{META_KEY.decode()}' metadata)")
     try:
-        meta = dict(json.loads(raw))
+        meta = json.loads(raw)
     except ValueError:
         raise InputError(f"{path}: '{META_KEY.decode()}' metadata is not JSON") from None
+    if not isinstance(meta, dict):
+        raise InputError(f"{path}: '{META_KEY.decode()}' metadata is not a JSON object")
     missing = [k for k in REQUIRED_META if k not in meta]
     if missing:
         raise InputError(f"{path}: metadata lacks {', '.join(missing)}")
@@ -168,9 +177,33 @@ def check_schema(schema: pa.Schema, path: Path) -> dict[str, Any]:
         raise InputError(
             f"{path}: schema_version {meta['schema_version']} (this code reads {SCHEMA_VERSION})"
         )
+    for key in ("top_k", "num_items"):
+        value = meta[key]
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**31:
+            raise InputError(f"{path}: metadata {key} {value!r} is not a positive integer")
     if not schema.remove_metadata().equals(arrow_schema(meta["top_k"], meta["num_items"])):
         raise InputError(f"{path}: columns do not match the logits schema (llmd4rec_core/logits/schema.py)")
     return meta
+
+
+def _open(source: Any, path: Path) -> tuple[pa.Schema, pq.ParquetFile]:
+    """The Arrow schema of a Parquet file (footer only) after checking its two metadata copies agree.
+
+    pyarrow keeps the ``llmd4rec`` metadata twice in the footer: in the serialised Arrow schema (what
+    ``schema.metadata`` returns) and as a plain Parquet key-value pair. The footer has no checksum, so
+    a byte flipped inside either copy would otherwise pass as different (valid-looking) metadata.
+    """
+    try:
+        parquet = pq.ParquetFile(source, page_checksum_verification=True)
+        schema = parquet.schema_arrow
+        plain = (parquet.metadata.metadata or {}).get(META_KEY)
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:  # a flipped byte in a column name
+        raise InputError(f"{path}: not a readable Parquet file ({exc})".splitlines()[0]) from None
+    if plain is not None and plain != (schema.metadata or {}).get(META_KEY):
+        raise InputError(
+            f"{path}: corrupt footer (its two copies of the '{META_KEY.decode()}' metadata differ)"
+        )
+    return schema, parquet
 
 
 def _check_file(path: Path) -> None:
@@ -184,10 +217,8 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     """The metadata of an export, read from the footer only."""
     path = Path(path)
     _check_file(path)
-    try:
-        schema = pq.read_schema(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{path}: not a readable Parquet file ({exc})".splitlines()[0]) from None
+    schema, parquet = _open(path, path)
+    parquet.close()
     return check_schema(schema, path)
 
 
@@ -197,10 +228,15 @@ def read_logits(path: str | Path, source: Any = None) -> LogitsFile:
     path = Path(path)
     if source is None:
         _check_file(path)
-    table = _read_table(path if source is None else source, path)
-    meta = check_schema(table.schema, path)
+    schema, parquet = _open(path if source is None else source, path)
+    with parquet:
+        meta = check_schema(schema, path)
+        table = _read_table(parquet, path)
     if table.num_rows == 0:
         raise InputError(f"{path}: logits file has no rows")
+    for name in table.column_names:
+        if nulls := _null_count(table.column(name)):
+            raise InputError(f"{path}: column {name} has {nulls} null value(s)")
     k, num_items = meta["top_k"], meta["num_items"]
     codes = table.column("tail_codes").combine_chunks()
     code_bytes = np.frombuffer(codes.buffers()[1], np.uint8)
@@ -219,11 +255,19 @@ def read_logits(path: str | Path, source: Any = None) -> LogitsFile:
     return LogitsFile(path=path, meta=meta, rows=rows)
 
 
-def _read_table(source: Any, path: Path) -> pa.Table:
+def _read_table(parquet: pq.ParquetFile, path: Path) -> pa.Table:
+    """Every row group; a page whose CRC-32 does not match (or that does not decode) is an error."""
     try:
-        return pq.read_table(source)
+        return parquet.read()
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"{path}: truncated or corrupt Parquet ({exc})".splitlines()[0]) from None
+
+
+def _null_count(column: pa.ChunkedArray) -> int:
+    """Nulls in a column, including inside fixed-size lists (an export has none)."""
+    arr = column.combine_chunks()
+    inner = arr.flatten().null_count if pa.types.is_fixed_size_list(arr.type) else 0
+    return arr.null_count + inner
 
 
 def _fixed_list(table: pa.Table, name: str, k: int) -> np.ndarray:
