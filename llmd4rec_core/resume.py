@@ -188,8 +188,10 @@ class Checkpointer:
         if self.directory is None or not self.is_writer:
             return
         opt_tensors, opt_rest = _optimizer_split(snap.optimizer)
+        loop = asdict(snap.loop)
+        loop["history"] = [list(row.items()) for row in loop["history"]]  # pairs: JSON keeps column order
         state = {
-            "loop": asdict(snap.loop),
+            "loop": loop,
             "scheduler": snap.scheduler,
             "numpy_rng": snap.numpy_rng,
             "optimizer": opt_rest,
@@ -237,7 +239,7 @@ class Checkpointer:
                 scheduler=state["scheduler"],
                 torch_rng=tensors[3],
                 numpy_rng=state["numpy_rng"],
-                loop=LoopState(**state["loop"]),
+                loop=LoopState(**state["loop"] | {"history": [dict(r) for r in state["loop"]["history"]]}),
             )
         except (SafetensorError, ValueError, KeyError, TypeError) as exc:
             raise SnapshotError(f"unreadable ({type(exc).__name__}: {exc})") from None

@@ -210,12 +210,15 @@ def _read_csv(path: Path, wanted: dict[str, str]) -> pl.DataFrame:
         ]
         _check_columns(path, header, wanted)
         names = list(dict.fromkeys(wanted.values()))
-        frame = pl.read_csv(path, columns=names, schema_overrides=dict.fromkeys(names, pl.String))
+        # every column (as text): with a projection polars ignores records with too many fields
+        frame = pl.read_csv(path, infer_schema=False)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise InputError(
             f"{path}: cannot parse CSV: {(str(exc) or type(exc).__name__).splitlines()[0]}"
         ) from None
-    return frame.select(pl.col(name).alias(role) for role, name in wanted.items())
+    # polars reads a quoted empty cell ("") as an empty string, an unquoted one as null: both are empty
+    empty = {name: pl.when(pl.col(name) != "").then(pl.col(name)) for name in names}
+    return frame.select(empty[name].alias(role) for role, name in wanted.items())
 
 
 def _read_parquet(path: Path, wanted: dict[str, str]) -> pl.DataFrame:
@@ -255,7 +258,7 @@ def _ids(col: pl.Series, role: str, where: Where) -> pl.Series:
 
 def _floats(col: pl.Series, what: str, where: Where) -> pl.Series:
     """Numbers (int, float or numeric string) as ``Float64``; nulls stay null, non-numbers are errors."""
-    if col.dtype != pl.String and not col.dtype.is_numeric():
+    if col.dtype not in (pl.String, pl.Null) and not col.dtype.is_numeric():
         raise InputError(f"{where.path}: {what} column has type {col.dtype}; expected numbers")
     values = col.cast(pl.Float64, strict=False)
     if (i := _first_bad(values.is_null() & col.is_not_null())) is not None:
@@ -263,50 +266,56 @@ def _floats(col: pl.Series, what: str, where: Where) -> pl.Series:
     return values
 
 
-def _float_times(col: pl.Series, where: Where) -> pl.Series:
-    """A time column that is not all integers, as finite ``Float64`` within the Int64 range."""
+def _float_times(col: pl.Series, where: Where, exact: pl.Series) -> pl.Series:
+    """A time column that is not all integers, as finite ``Float64`` within the Int64 range (the rows
+    ``exact`` are int64 integers, taken as they are)."""
     values = _floats(col, "time", where)
     if (i := _first_bad(values.is_null())) is not None:
         raise InputError(f"{where.at(i)}: time is missing")
-    if (i := _first_bad(~values.is_finite() | (values.abs() >= INT64_MAX))) is not None:
+    if (i := _first_bad((~values.is_finite() | (values.abs() >= INT64_MAX)) & ~exact)) is not None:
         raise InputError(f"{where.at(i)}: time {str(col[i])!r} is not a finite number in the int64 range")
     return values
 
 
-def _exact_order(timestamp: pl.Series, fraction: pl.Series) -> tuple[pl.Series, pl.Series]:
-    """``(timestamp, row)``: ``row`` is the file order or, if any ``fraction`` (exact time minus
-    ``timestamp``, in [0, 1) second) is non-zero, the rank of ``(timestamp, fraction, file order)``."""
+def _exact_order(timestamp: pl.Series, within: pl.Series, whole: bool) -> tuple[pl.Series, pl.Series]:
+    """``(timestamp, row)``: ``row`` is the file order if every time is whole (``whole``), otherwise the
+    rank of ``(timestamp, within, file order)``, ``within`` ordering the times that share a second."""
     n = len(timestamp)
     file_order = np.arange(n, dtype=np.int64)
-    if not (fraction != 0).any():
+    if whole:
         return timestamp, pl.Series("row", file_order)
     rank = np.empty(n, dtype=np.int64)
-    rank[np.lexsort((file_order, fraction.to_numpy(), timestamp.to_numpy()))] = file_order
+    rank[np.lexsort((file_order, within.to_numpy(), timestamp.to_numpy()))] = file_order
     return timestamp, pl.Series("row", rank)
 
 
 def _times(col: pl.Series, where: Where) -> tuple[pl.Series, pl.Series]:
     """``(timestamp Int64, row Int64)`` from a time column; see the module docstring for floats/dates."""
     if col.dtype == pl.Date:
-        col = col.cast(pl.Datetime("us"))
+        col = col.cast(pl.Datetime("ms"))  # days * 86_400_000 fits in int64 for any date32
     if isinstance(col.dtype, pl.Datetime):
-        micros = col.dt.epoch("us")
-        if (i := _first_bad(micros.is_null())) is not None:
+        unit = col.dtype.time_unit or "us"  # the column's own unit: a coarser one would merge times
+        ticks, per_second = col.dt.epoch(unit), {"ms": 10**3, "us": 10**6, "ns": 10**9}[unit]
+        if (i := _first_bad(ticks.is_null())) is not None:
             raise InputError(f"{where.at(i)}: time is missing")
-        return _exact_order(micros // 1_000_000, micros % 1_000_000)
+        within = ticks % per_second
+        return _exact_order(ticks // per_second, within, whole=not (within != 0).any())
     as_int = None
     if col.dtype == pl.String or col.dtype.is_integer():
         as_int = col.cast(pl.Int64, strict=False)
         if as_int.null_count() == 0:
-            return _exact_order(as_int, pl.zeros(len(as_int), pl.Int64, eager=True))
-    values = _float_times(col, where)
+            return _exact_order(as_int, as_int, whole=True)
+    # integers among fractional times stay exact (a float64 holds 53 bits); within a second the float
+    # orders them: an integer t shares its second only with floats in [t, t + 1), and float(t) is exact
+    # whenever such a float exists
+    exact = as_int.is_not_null() if as_int is not None else pl.repeat(False, len(col), eager=True)
+    values = _float_times(col, where, exact)
+    values = values.zip_with(~exact, pl.zeros(len(values), pl.Float64, eager=True))
     floored = values.floor()
-    timestamp, fraction = floored.cast(pl.Int64), values - floored
-    if as_int is not None:  # integers among fractional times stay exact (a float64 holds 53 bits)
-        exact = as_int.is_not_null()
-        timestamp = as_int.zip_with(exact, timestamp)
-        fraction = fraction.zip_with(~exact, pl.zeros(len(fraction), pl.Float64, eager=True))
-    return _exact_order(timestamp, fraction)
+    timestamp, whole = floored.cast(pl.Int64), bool((values == floored).all())
+    if as_int is not None:
+        timestamp, values = as_int.zip_with(exact, timestamp), as_int.cast(pl.Float64).zip_with(exact, values)
+    return _exact_order(timestamp, values, whole)
 
 
 def _table_frame(raw: pl.DataFrame, where: Where) -> pl.DataFrame:

@@ -58,6 +58,33 @@ class SequenceData:
 SEQUENCE_COLUMNS = {"user_id", "train_items", "valid_item", "test_item"}
 
 
+def _read(path: Path) -> pa.Table:
+    try:
+        table = pq.read_table(path, page_checksum_verification=True)  # pages written with a CRC-32
+        _ = table.column_names  # decodes the names: a corrupt one raises UnicodeDecodeError here
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: unreadable Parquet: {exc}".splitlines()[0]) from None
+    return table
+
+
+def _check_types(table: pa.Table, path: Path) -> None:
+    """Integer id columns (``train_items`` a list of them) without nulls."""
+    for name in sorted(SEQUENCE_COLUMNS):
+        column = table.column(name)
+        kind = column.type
+        if name == "train_items":
+            if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)):
+                raise InputError(f"{path}: train_items has type {kind}; expected a list of item ids")
+            kind = kind.value_type
+        if not pa.types.is_integer(kind):
+            raise InputError(f"{path}: {name} has type {column.type}; expected integer ids")
+        nulls = column.null_count
+        if name == "train_items":
+            nulls += column.combine_chunks().flatten().null_count
+        if nulls:
+            raise InputError(f"{path}: {name} has {nulls} null value(s)")
+
+
 def load_sequences(processed_dir: str | Path) -> SequenceData:
     """Read ``sequences.parquet`` and ``items.parquet``; a malformed file is a one-line InputError."""
     processed_dir = Path(processed_dir)
@@ -65,25 +92,35 @@ def load_sequences(processed_dir: str | Path) -> SequenceData:
     for path in (seq_path, items_path):
         if not path.is_file():
             raise InputError(f"{path}: not found (run the kcore stage first)")
+    table = _read(seq_path)
     try:
-        table = pq.read_table(seq_path)
         num_items = pq.read_metadata(items_path).num_rows
-    except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{processed_dir}: unreadable Parquet: {exc}") from None
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{items_path}: unreadable Parquet: {exc}".splitlines()[0]) from None
     missing = SEQUENCE_COLUMNS - set(table.column_names)
     if missing:
         raise InputError(f"{seq_path}: missing column(s) {', '.join(sorted(missing))}")
+    _check_types(table, seq_path)
+    if table.num_rows == 0:
+        raise InputError(f"{seq_path}: no users")
     items = table.column("train_items").combine_chunks()
     offsets = items.offsets.to_numpy()
-    flat = items.values.to_numpy(zero_copy_only=False).astype(np.int64)
+    flat = items.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
+    offsets = offsets - offsets[0]  # a sliced list array starts at its own offset
+    user_ids = table.column("user_id").to_numpy().astype(np.int64)
     valid = table.column("valid_item").to_numpy().astype(np.int64)
     test = table.column("test_item").to_numpy().astype(np.int64)
     for name, ids in (("train_items", flat), ("valid_item", valid), ("test_item", test)):
         if ids.size and (ids.min() < 1 or ids.max() > num_items):
             raise InputError(f"{seq_path}: {name}: item ids must lie in 1..{num_items} (items.parquet rows)")
+    if not np.array_equal(user_ids, np.arange(1, len(user_ids) + 1)):
+        row = int(np.flatnonzero(user_ids != np.arange(1, len(user_ids) + 1))[0])
+        raise InputError(
+            f"{seq_path}: row {row + 1}: user_id {user_ids[row]}; expected {row + 1} (dense, sorted)"
+        )
     return SequenceData(
         num_items=num_items,
-        user_ids=table.column("user_id").to_numpy().astype(np.int64),
+        user_ids=user_ids,
         train=[flat[a:b] for a, b in itertools.pairwise(offsets)],
         valid=valid,
         test=test,

@@ -155,5 +155,5 @@ def write_processed(
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         for name, table in tables.items():
-            pq.write_table(table, tmp / name)
+            pq.write_table(table, tmp / name, write_page_checksum=True)  # readers verify them
         (tmp / "stats.json").write_text(json_text(stats))

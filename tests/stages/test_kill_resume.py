@@ -131,3 +131,11 @@ def test_kill_9_then_rerun_resumes_and_matches_the_uninterrupted_run(root: Path)
     }
     assert files["killed"] == files["straight"] == files["again"]
     assert evaluate(root, "killed") == evaluate(root, "straight") == evaluate(root, "again")
+    curves = [(root / f"{out}-metrics" / "curves" / "sasrec.tsv").read_text().splitlines() for out in
+              ("killed", "straight")]  # fmt: skip
+    timing = {"train_seconds", "seconds"}
+    for curve in curves:  # same columns in the same order, same values but for wall-clock times
+        header = curve[0].split("\t")
+        keep = [i for i, name in enumerate(header) if name not in timing]
+        curve[:] = ["\t".join(row.split("\t")[i] for i in keep) for row in curve]
+    assert curves[0] == curves[1] and len(curves[0]) == EPOCHS + 1

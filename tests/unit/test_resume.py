@@ -74,6 +74,7 @@ def assert_same_run(
     a: tuple[TrainResult, dict[str, torch.Tensor]], b: tuple[TrainResult, dict[str, torch.Tensor]]
 ) -> None:
     assert without_timing(a[0].history) == without_timing(b[0].history)
+    assert [list(row) for row in a[0].history] == [list(row) for row in b[0].history]  # column order
     assert (a[0].best_epoch, a[0].best_valid) == (b[0].best_epoch, b[0].best_valid)
     assert a[1].keys() == b[1].keys()
     for name, tensor in a[1].items():

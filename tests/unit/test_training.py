@@ -340,3 +340,17 @@ def test_distillation_pulls_the_crm_towards_the_teacher(sample_weights: bool) ->
     distilled = fresh_model("sasrec", params)
     train_crm(distilled, data, params, MAX_LEN, 0, True, EVAL_BATCH, kd)
     assert teacher_kl(distilled, teacher, 0.5) < 0.5 * teacher_kl(plain, teacher, 0.5)
+
+
+def test_set_determinism_switches_torch_to_deterministic_kernels() -> None:
+    from llmd4rec_core.seeding import set_determinism
+
+    before = torch.are_deterministic_algorithms_enabled()
+    try:
+        set_determinism(True)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        set_determinism(False)
+        assert not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(before)
