@@ -141,7 +141,8 @@ def restore_rng(
     """Put every generator back into the state :func:`capture_rng` recorded."""
     torch.set_rng_state(snap.torch_rng["torch"])
     if torch.cuda.is_available():
-        cuda = [snap.torch_rng[k] for k in sorted(snap.torch_rng) if k.startswith("cuda")]
+        cuda_keys = sorted((k for k in snap.torch_rng if k.startswith("cuda")), key=lambda k: int(k[4:]))
+        cuda = [snap.torch_rng[k] for k in cuda_keys]
         if cuda:
             torch.cuda.set_rng_state_all(cuda)
     for name, gen in generators.items():
@@ -185,8 +186,16 @@ class Checkpointer:
         return self.directory is not None and self.every_steps > 0 and global_step % self.every_steps == 0
 
     def save(self, snap: Snapshot) -> None:
+        """Write ``snap`` atomically; a failed write (disk full) is a one-line note, not a failed run."""
         if self.directory is None or not self.is_writer:
             return
+        try:
+            self._write(snap)
+        except OSError as exc:
+            print(f"note: {self.directory}: snapshot not written ({exc})", file=sys.stderr)
+
+    def _write(self, snap: Snapshot) -> None:
+        assert self.directory is not None
         opt_tensors, opt_rest = _optimizer_split(snap.optimizer)
         loop = asdict(snap.loop)
         loop["history"] = [list(row.items()) for row in loop["history"]]  # pairs: JSON keeps column order
@@ -244,9 +253,27 @@ class Checkpointer:
         except (SafetensorError, ValueError, KeyError, TypeError) as exc:
             raise SnapshotError(f"unreadable ({type(exc).__name__}: {exc})") from None
 
+    def _recover(self) -> None:
+        """Clean up after a kill during a write: ``atomic_path`` renames the old snapshot aside into
+        ``.<label>.*.tmp/previous`` just before renaming the new one in, so a kill between the two renames
+        leaves only that; put it back. Then remove the temporaries of dead writes."""
+        assert self.directory is not None
+        stale = sorted(self.directory.parent.glob(f".{self.directory.name}.*.tmp"))
+        if not self.directory.exists():
+            for tmp in stale:
+                if (tmp / "previous" / MANIFEST).is_file():
+                    os.replace(tmp / "previous", self.directory)
+                    break
+        for tmp in stale:
+            shutil.rmtree(tmp, ignore_errors=True)
+
     def latest(self) -> Snapshot | None:
         """The snapshot to resume, or None (no snapshot, or one that must not be resumed)."""
-        if self.directory is None or not self.directory.exists():
+        if self.directory is None:
+            return None
+        if self.is_writer and self.directory.parent.is_dir():
+            self._recover()
+        if not self.directory.exists():
             return None
         try:
             snap = self._read()

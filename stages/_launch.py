@@ -12,8 +12,8 @@ from llmd4rec_core.errors import InputError
 
 
 def relaunch_under_torchrun(nproc: int, module: str) -> None:
-    """Run this same stage command as ``torchrun --standalone --nproc-per-node nproc`` and exit with its
-    status (no-op for ``nproc`` 1 or inside a torchrun worker)."""
+    """Run this same stage command as ``torchrun --standalone --nproc-per-node nproc`` and exit: 0, or 2
+    with a one-line error if a worker failed (no-op for ``nproc`` 1 or inside a torchrun worker)."""
     if nproc <= 1 or "WORLD_SIZE" in os.environ:
         return
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
@@ -28,4 +28,11 @@ def relaunch_under_torchrun(nproc: int, module: str) -> None:
         )
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
     sys.stdout.flush()
-    raise SystemExit(subprocess.call([*torchrun, *program]))
+    status = subprocess.call([*torchrun, *program])
+    if status != 0:  # the failing worker printed its own one-line `error:` above torchrun's report
+        print(
+            f"error: {module}: a torchrun worker failed (exit {status}); see its error line above",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    raise SystemExit(0)  # the workers did the stage's work

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import torch
 from pydantic import BaseModel
 
 import llmd4rec_core
@@ -34,13 +35,16 @@ def run_checkpointer(
     root: str,
     every_steps: int,
     is_writer: bool = True,
+    processes: int = 1,
 ) -> Checkpointer:
     """The :class:`Checkpointer` of DVC stage ``label`` in ``root/label`` (``root`` empty: disabled).
 
     Its fingerprint covers the declared params' values, the input paths (data, models, logits) and the
-    code (the core package and the stages), so a snapshot is resumed only by the same run."""
+    code (the core package and the stages), plus the number of processes and the device type, so a
+    snapshot is resumed only by the same run."""
     if not root:
         return Checkpointer.disabled()
     code = [Path(llmd4rec_core.__file__).parent, Path(__file__).parent]
-    config = {"stage": label, "params": declared_values(declared, params_file)}
+    config = {"stage": label, "params": declared_values(declared, params_file), "processes": processes}
+    config["cuda"] = torch.cuda.is_available()
     return Checkpointer(root, label, fingerprint(config, [*inputs, *code]), every_steps, is_writer)

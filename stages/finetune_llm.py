@@ -98,7 +98,7 @@ def main(
             distill["embedding_update"] = params.embedding_update
     declared = declared_params(round_name)
     ckpt = run_checkpointer(
-        stage, declared, params_file, inputs, checkpoint_dir, checkpoint_every, world.is_main
+        stage, declared, params_file, inputs, checkpoint_dir, checkpoint_every, world.is_main, world.size
     )
     seed_everything(params.seed)
     set_determinism(params.deterministic)

@@ -107,18 +107,29 @@ def finetune_e4srec(
         opt.load_state_dict(snap.optimizer)
         sched.load_state_dict(snap.scheduler)
         restore_rng(snap, {}, {"batches": rng})
-        if world.parallel:  # each process continues its own dropout stream
-            torch.set_rng_state(snap.torch_rng[f"rank{world.rank}/torch"])
         state, best_weights = snap.loop, snap.best
+        if world.parallel:  # each process continues its own dropout streams; rank 0 holds the sums
+            torch.set_rng_state(snap.torch_rng[f"rank{world.rank}/torch"])
+            if torch.cuda.is_available():
+                torch.cuda.set_rng_state(snap.torch_rng[f"rank{world.rank}/cuda"])
+            if world.rank > 0:
+                state.sums, state.seen = dict.fromkeys(state.sums, 0.0), 0
 
     def snapshot() -> Snapshot:  # a collective with several processes: every rank calls it
         torch_rng, numpy_rng = capture_rng({}, {"batches": rng})
+        loop = copy.deepcopy(state)
         if world.parallel:
-            for rank, rank_state in enumerate(world.gather(torch.get_rng_state())):
-                torch_rng[f"rank{rank}/torch"] = rank_state
+            cuda = torch.cuda.get_rng_state() if torch.cuda.is_available() else None
+            parts = world.gather((torch.get_rng_state(), cuda, state.sums, state.seen))
+            for rank, (cpu_state, cuda_state, _, _) in enumerate(parts):
+                torch_rng[f"rank{rank}/torch"] = cpu_state
+                if cuda_state is not None:
+                    torch_rng[f"rank{rank}/cuda"] = cuda_state
+            loop.sums = {k: sum(part[2][k] for part in parts) for k in state.sums}  # all ranks' rows
+            loop.seen = sum(part[3] for part in parts)
         optim, schedule = opt.state_dict(), sched.state_dict()
         weights = model.trainable_state()
-        return Snapshot(weights, best_weights, optim, schedule, torch_rng, numpy_rng, copy.deepcopy(state))
+        return Snapshot(weights, best_weights, optim, schedule, torch_rng, numpy_rng, loop)
 
     bar = tqdm(total=total_steps, desc="finetune", unit="step", initial=state.global_step)  # whole-run ETA
     while state.epoch <= cfg.epochs:

@@ -122,3 +122,75 @@ def test_two_process_export_merges_the_shards_in_order(runs: dict[int, Path]) ->
     np.testing.assert_allclose(two.top_logits, one.top_logits, rtol=RTOL, atol=ATOL)
     assert (two.top_items == one.top_items).mean() > 0.99  # near-ties may swap under rounding
     assert np.abs(two.target_rank - one.target_rank).max() <= 1
+
+
+def _resume_worker(rank: int, backbone: str, root: str, port: int) -> None:
+    """One of 2 gloo processes: an uninterrupted DDP fine-tune, then one killed after its 4th snapshot
+    (every rank stops at the same step, as under a kill of the whole job), then its resumption."""
+    import torch.distributed as dist
+
+    from llmd4rec_core.distributed import World
+    from llmd4rec_core.llm.checkpoint import build_e4srec
+    from llmd4rec_core.llm.finetune import DownwardKD, finetune_e4srec
+    from llmd4rec_core.resume import Checkpointer, Snapshot
+    from tests.unit.llm.test_e4srec import CPU, crm, cyclic_data, llm_params
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    world = World(rank=rank, size=2)
+
+    class Killed(Exception):
+        pass
+
+    class KillAfter(Checkpointer):
+        saves_left = 4  # snapshots at steps 4, 8, 9 (epoch end), 12: killed inside epoch 2
+
+        def save(self, snap: Snapshot) -> None:
+            super().save(snap)
+            KillAfter.saves_left -= 1
+            if KillAfter.saves_left == 0:
+                raise Killed
+
+    def run(ckpt: Checkpointer | None) -> dict[str, object]:
+        cfg = llm_params(Path(backbone))
+        cfg = llm_params(Path(backbone), epochs=3, lora=cfg.lora.model_copy(update={"dropout": 0.1}))
+        teacher = crm()
+        torch.manual_seed(0)
+        model = build_e4srec(cfg, teacher.item_embeddings.weight, CPU, None)
+        torch.manual_seed(10 + rank)  # each rank its own dropout stream
+        kd = DownwardKD(teacher, 0.6, 1.0, True, True)
+        result = finetune_e4srec(model, cyclic_data(), cfg, kd, 0, True, 8, ckpt, "finetune_llm@ddp", world)
+        drop = ("train_seconds", "seconds")
+        return {
+            "weights": model.trainable_state(),
+            "history": [{k: v for k, v in r.items() if k not in drop} for r in result.history],
+        }
+
+    reference = run(None)
+    try:
+        run(KillAfter(root, "llm", "fp", 4, is_writer=world.is_main))
+        raise AssertionError("not killed")
+    except Killed:
+        pass
+    ckpt = Checkpointer(root, "llm", "fp", 4, is_writer=world.is_main)
+    resumed = run(ckpt)
+    assert ckpt.resumed_from == 12, ckpt.resumed_from  # inside epoch 2
+    assert resumed["history"] == reference["history"], (resumed["history"], reference["history"])
+    ref_w, res_w = reference["weights"], resumed["weights"]
+    assert isinstance(ref_w, dict) and isinstance(res_w, dict)
+    for key, value in ref_w.items():
+        assert torch.equal(value, res_w[key]), key
+    dist.destroy_process_group()
+
+
+def test_a_killed_two_process_finetune_resumes_exactly(tmp_path: Path) -> None:
+    """Every rank's dropout stream and the all-rank running sums come back from rank 0's snapshot."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    backbone = tiny_backbone(tmp_path, "qwen2")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_resume_worker, args=(str(backbone), str(tmp_path / "ck"), port), nprocs=2, join=True)

@@ -185,3 +185,28 @@ def test_fingerprint_covers_config_and_file_contents(tmp_path: Path) -> None:
     (tmp_path / "d" / "a.txt").write_text("two")
     assert base != fingerprint({"lr": 1e-3}, [tmp_path / "d"])
     assert fingerprint({}, [tmp_path / "missing"]) != fingerprint({}, [])
+
+
+def test_a_kill_between_the_two_renames_resumes_the_previous_snapshot(tmp_path: Path) -> None:
+    """atomic_path renames the old snapshot aside, then the new one in; a kill in between leaves only
+    ``.run.*.tmp/previous`` (and a real kill skips the clean-up, leaving temporaries): both recovered."""
+    with pytest.raises(Killed):
+        run(KillAfter(tmp_path, 2, 2))
+    before = Checkpointer(tmp_path, "run", "fp").latest()
+    assert before is not None
+    aside = tmp_path / ".run.abc.tmp"
+    aside.mkdir()
+    (tmp_path / "run").rename(aside / "previous")
+    (tmp_path / ".run.dead.tmp" / "run").mkdir(parents=True)  # a half-written new snapshot
+    ckpt = Checkpointer(tmp_path, "run", "fp", 2)
+    after = ckpt.latest()
+    assert after is not None and after.loop == before.loop
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+    assert_same_run(run(None), run(Checkpointer(tmp_path, "run", "fp", 2)))
+
+
+def test_a_failed_snapshot_write_is_a_note(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert_same_run(run(None), run(Checkpointer(blocker, "run", "fp", 2)))  # cannot write under a file
+    assert "snapshot not written" in capsys.readouterr().err

@@ -106,7 +106,7 @@ def test_write_processed_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     calls = []
 
-    def failing_write(table: object, path: Path) -> None:
+    def failing_write(table: object, path: Path, **options: object) -> None:
         calls.append(path)
         if len(calls) == 3:
             raise OSError("disk full")
