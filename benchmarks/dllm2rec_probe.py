@@ -6,11 +6,7 @@ negatives come from a stream of their own), so the row compares with the pipelin
 No collaborative embedding distillation (Eq. 12-13): that needs the teacher's item representations in
 the student, which the stage will add.
 
-Choices (where the paper is silent or our teacher differs): the teacher's candidates are its first K
-items *outside the prefix's history* (the export's top-100 are unmasked; the evaluation ranks only
-non-history items, and an LLM-taught item list with history items in it would push those up); the
-student's top-K for the consistency weight is masked the same way; one uniform negative per row outside
-the history and the candidates (the authors' release draws one per instance).
+The distiller and its choices live in ``llmd4rec_core/strategies/ranking_kd.py``.
 
     python benchmarks/dllm2rec_probe.py --teacher logits/llmd4rec_l/round2/train.parquet \\
         --lambda-d 0.5 --out benchmarks/results/dllm2rec_probe_lambda0.5.json
@@ -19,92 +15,22 @@ the history and the candidates (the authors' release draws one per instance).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
-import torch
 import typer
 
 from llmd4rec_core.atomic import write_json
 from llmd4rec_core.data.sequences import load_sequences
-from llmd4rec_core.distill.kl import history_mask
-from llmd4rec_core.distill.upward import TeacherLogits, index_teacher, teacher_batch
+from llmd4rec_core.distill.upward import index_teacher
 from llmd4rec_core.logits.schema import read_logits
 from llmd4rec_core.models import build_crm
 from llmd4rec_core.params import load_params
 from llmd4rec_core.scoring import evaluate_by_length
 from llmd4rec_core.seeding import pick_device, seed_everything
-from llmd4rec_core.strategies.dllm2rec import ranking_distillation_loss
+from llmd4rec_core.strategies.ranking_kd import RankingKD
 from llmd4rec_core.training import train_crm
 
 app = typer.Typer(add_completion=False)
-
-
-def candidates_outside_history(top_items: np.ndarray, history: np.ndarray, k: int) -> np.ndarray:
-    """The first k ids of a teacher's ranked list [K_t] that are not in the prefix's history."""
-    keep = top_items[~np.isin(top_items, history)][:k]
-    if len(keep) < k:
-        raise ValueError(f"only {len(keep)} of the teacher's {len(top_items)} items are outside the history")
-    return keep
-
-
-@dataclass(frozen=True)
-class RankingKD:
-    """DLLM2Rec's L_d as a ``training.BatchDistiller`` (``beta`` is λ_d, the term's weight)."""
-
-    teacher: TeacherLogits
-    beta: float  # λ_d (Eq. 11)
-    k: int
-    shape: float  # DLLM2Rec's β of Eq. 6-7
-    gamma_p: float
-    gamma_c: float
-    gamma_o: float
-    rng: np.random.Generator  # L_d's negatives, a stream of their own
-
-    def term(
-        self,
-        users: np.ndarray,
-        target_lengths: np.ndarray,
-        states: torch.Tensor,
-        targets: torch.Tensor,
-        table: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        where = teacher_batch(self.teacher, users, target_lengths, states.shape[1])
-        device = states.device
-        if len(where.file_rows) == 0:
-            return states.new_zeros(()), torch.zeros(0, device=device)
-        rows = self.teacher.file.rows
-        num_items = table.shape[0] - 1
-        h = states[where.row.to(device), where.column.to(device)]  # [M, d]
-        student = h @ table[1:].T  # [M, I]
-        exclude = history_mask(where.histories, num_items, device)  # [M, I]
-        student = student.masked_fill(exclude, float("-inf"))  # O^S over non-history items too
-        top = np.stack(
-            [
-                candidates_outside_history(np.asarray(rows.top_items[r]), hist, self.k)
-                for r, hist in zip(where.file_rows, where.histories, strict=True)
-            ]
-        )  # [M, K]
-        negatives = np.empty((len(top), 1), dtype=np.int64)  # [M, 1]
-        for n, hist in enumerate(where.histories):
-            while True:
-                j = int(self.rng.integers(1, num_items + 1))
-                if j not in hist and j not in top[n]:
-                    negatives[n, 0] = j
-                    break
-        rank = torch.as_tensor(np.asarray(rows.target_rank)[where.file_rows], dtype=torch.int64)
-        loss = ranking_distillation_loss(
-            student,
-            torch.as_tensor(top, dtype=torch.int64, device=device),
-            rank.to(device),
-            torch.as_tensor(negatives, device=device),
-            k=self.k,
-            beta=self.shape,
-            gamma_p=self.gamma_p,
-            gamma_c=self.gamma_c,
-            gamma_o=self.gamma_o,
-        )
-        return loss, torch.ones(len(top), device=device)
 
 
 @app.command()

@@ -1,0 +1,133 @@
+"""strategies/ranking_kd.py: DLLM2Rec's L_d as a BatchDistiller of the CRM training loop."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import llmd4rec_core.strategies.ranking_kd as ranking_kd
+from llmd4rec_core.batching import left_pad
+from llmd4rec_core.strategies.ranking_kd import RankingKD, candidates_outside_history
+from llmd4rec_core.training import train_crm
+from tests.unit.test_training import (
+    EVAL_BATCH,
+    MAX_LEN,
+    NUM_ITEMS,
+    crm_params,
+    fresh_model,
+    shuffled_teacher,
+    successor_data,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def wide_teacher() -> Any:
+    """An in-memory export (top 12) of the last two training positions of every user."""
+    from pathlib import Path
+
+    from llmd4rec_core.data.instances import split_instances
+    from llmd4rec_core.distill.upward import index_teacher
+    from llmd4rec_core.logits.schema import LogitRows, LogitsFile, compress
+
+    data = successor_data()
+    inst = split_instances(data, "train", 2)
+    logits = torch.stack(
+        [shuffled_teacher(h, int(t)) for h, t in zip(inst.histories, inst.targets, strict=True)]
+    )
+    rows = LogitRows(
+        user_id=inst.user_id.astype(np.int32),
+        position=inst.position.astype(np.int32),
+        target=inst.targets.astype(np.int32),
+        target_rank=np.full(len(inst), 3, np.int32),
+        **compress(logits, top_k=12),
+    )
+    file = LogitsFile(Path("t.parquet"), {"split": "train", "num_items": NUM_ITEMS, "top_k": 12}, rows)
+    return index_teacher(file, data)
+
+
+def distiller(lambda_d: float, k: int = 3) -> RankingKD:
+    teacher = wide_teacher()
+    return RankingKD(teacher, lambda_d, k, 1.0, 0.3, 0.5, 0.1, np.random.default_rng(5))  # type: ignore[arg-type]
+
+
+def test_candidates_skip_history_items_in_rank_order() -> None:
+    top = np.array([5, 3, 9, 1, 7])
+    assert candidates_outside_history(top, np.array([3, 1]), 2).tolist() == [5, 9]
+    assert candidates_outside_history(top, np.array([], dtype=np.int64), 3).tolist() == [5, 3, 9]
+    with pytest.raises(ValueError, match="only 2 of the teacher's 5 items"):
+        candidates_outside_history(top, np.array([5, 3, 9]), 3)
+
+
+def test_term_feeds_the_kernel_masked_scores_candidates_and_fresh_negatives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: dict[str, Any] = {}
+
+    def spy(
+        student: torch.Tensor, top: torch.Tensor, rank: torch.Tensor, neg: torch.Tensor, **kw: Any
+    ) -> torch.Tensor:
+        seen.update(student=student, top=top, rank=rank, neg=neg, **kw)
+        return student[torch.isfinite(student)].mean()
+
+    monkeypatch.setattr(ranking_kd, "ranking_distillation_loss", spy)
+    data = successor_data()
+    kd = distiller(0.5)
+    model = fresh_model("sasrec", crm_params("sasrec"))
+    users = np.arange(8)
+    inputs = [data.train[u][:-1] for u in users]
+    targets = [data.train[u][1:] for u in users]
+    x, y = left_pad(inputs, MAX_LEN), left_pad(targets, MAX_LEN)
+    states = model(x)
+    loss, weights = kd.term(
+        users, np.array([len(t) for t in targets]), states, y, model.item_embeddings.weight
+    )
+    top, neg, student = seen["top"], seen["neg"], seen["student"]
+    assert top.shape == (len(weights), 3) and neg.shape == (len(weights), 1) and len(weights) > 0
+    assert seen["k"] == 3 and (seen["gamma_p"], seen["gamma_c"], seen["gamma_o"]) == (0.3, 0.5, 0.1)
+    assert student.shape == (len(weights), NUM_ITEMS)
+    for row in range(len(weights)):  # history items are -inf and never candidates or negatives
+        masked = set((torch.isinf(student[row]).nonzero().flatten() + 1).tolist())
+        assert masked and not masked & set(top[row].tolist()) and int(neg[row, 0]) not in masked
+        assert int(neg[row, 0]) not in top[row].tolist()
+    loss.backward()
+    assert model.item_embeddings.weight.grad is not None
+
+
+def test_lambda_zero_is_exactly_plain_training() -> None:
+    data = successor_data()
+    params = crm_params("sasrec", max_epochs=3, patience=3)
+    plain = fresh_model("sasrec", params)
+    train_crm(plain, data, params, MAX_LEN, 0, True, EVAL_BATCH)
+    distilled = fresh_model("sasrec", params)
+    result = train_crm(distilled, data, params, MAX_LEN, 0, True, EVAL_BATCH, distiller(0.0))
+    for key, value in plain.state_dict().items():
+        assert torch.equal(value, distilled.state_dict()[key]), key
+    assert all(row["train_kl"] > 0 for row in result.history)  # the term is computed, weighted 0
+
+
+def test_distillation_moves_the_students_ranking_towards_the_teachers() -> None:
+    """The teacher ranks item (last + 7) first, a pattern the data lacks: L_d lifts it in the student."""
+    data = successor_data()
+    params = crm_params("sasrec", max_epochs=4, patience=4)
+    ranks = {}
+    for lambda_d in (0.0, 2.0):
+        model = fresh_model("sasrec", params)
+        train_crm(model, data, params, MAX_LEN, 0, True, EVAL_BATCH, distiller(lambda_d))
+        model.eval()
+        histories = data.inputs("valid")
+        with torch.no_grad():
+            scores = model.score_items(left_pad(histories, MAX_LEN))[:, 1:]
+        taught = torch.tensor([(int(h[-1]) + 6) % NUM_ITEMS for h in histories])
+        ranks[lambda_d] = float((scores > scores.gather(1, taught[:, None])).sum(1).float().mean())
+    assert ranks[2.0] < 0.5 * ranks[0.0], ranks
