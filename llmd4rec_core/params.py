@@ -125,6 +125,24 @@ class ExportParams(StrictModel):
     batch_size: int = Field(gt=0)  # instances scored at once
 
 
+class DLLM2RecParams(StrictModel):
+    """DLLM2Rec's importance-aware ranking distillation (its Eq. 5-11; strategies/ranking_kd.py)."""
+
+    lambda_d: float = Field(ge=0)  # weight of L_d in L_r + lambda_d * L_d (Eq. 11)
+    top_k: int = Field(gt=0)  # teacher candidates per row, K (paper 10)
+    beta: float = Field(gt=0)  # shape of the position and confidence weights, exp(-r / beta) (Eq. 6-7)
+    gamma_p: float = Field(ge=0)  # weight of the position weight (Eq. 9)
+    gamma_c: float = Field(ge=0)  # weight of the confidence weight
+    gamma_o: float = Field(ge=0)  # weight of the consistency weight
+
+
+class DistillParams(StrictModel):
+    """Which LLM -> CRM distillation ``distill_crm`` trains with (same teacher export for all)."""
+
+    method: Literal["llmd4rec", "dllm2rec", "none"]  # Eq. 6-9 KL | DLLM2Rec ranking KD | L_rec alone
+    dllm2rec: DLLM2RecParams
+
+
 class DistributedParams(StrictModel):
     """Data-parallel LLM stages (llmd4rec_core/distributed.py): fine-tune and export."""
 
@@ -166,6 +184,7 @@ class Params(StrictModel):
     embedding_update: bool  # round t's LLM reads round t-1's CRM item table (False: "w/o embedding update")
     kl_mask_history: bool  # both KLs leave the prefix's own items out of both distributions (distill/kl.py)
     loop: LoopParams
+    distill: DistillParams
     data: DataParams
     sasrec: SASRecParams
     gru4rec: GRU4RecParams

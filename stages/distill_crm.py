@@ -1,4 +1,6 @@
-"""DVC stage: LLMD4Rec_C round t (Algorithm 1, lines 8-9): train the CRM with the upward KL (Eq. 6-9).
+"""DVC stage: LLMD4Rec_C round t (Algorithm 1, lines 8-9): train the CRM with the upward KL (Eq. 6-9),
+or, with ``distill.method``, with DLLM2Rec's ranking distillation from the same export
+(strategies/ranking_kd.py; the curve's ``train_kl`` then holds L_d) or with L_rec alone (``none``).
 
 The teacher is round t's LLM, read from its exported logits ``logits/llmd4rec_l/round<t>/train.parquet``.
 The CRM (``llm.crm``, trained with that model's params section) starts from a fresh initialisation with
@@ -25,7 +27,8 @@ from llmd4rec_core.logits.schema import read_logits
 from llmd4rec_core.models import build_crm
 from llmd4rec_core.params import load_params, round_index
 from llmd4rec_core.seeding import pick_device, seed_everything, set_determinism
-from llmd4rec_core.training import train_crm
+from llmd4rec_core.strategies.ranking_kd import RankingKD
+from llmd4rec_core.training import BatchDistiller, train_crm
 from stages._common import one_line_errors, stage_params
 from stages._resume import run_checkpointer
 
@@ -41,6 +44,7 @@ def declared_params(crm: str) -> tuple[str, ...]:
         "beta",
         "sample_weights",
         "kl_mask_history",
+        "distill",
         "loop.crm_warm_start",
         "loop.kl_rows_per_user",
         "llm.crm",
@@ -89,22 +93,33 @@ def main(
     if params.loop.crm_warm_start:
         net.load_state_dict(previous.state_dict())
     net = net.to(device)
-    kd = UpwardKD(
-        teacher,
-        params.T2,
-        params.beta,
-        params.sample_weights,
-        params.kl_mask_history,
-        params.loop.kl_rows_per_user,
-        np.random.default_rng([params.seed, t]),  # its own stream: L_rec's batches and negatives unchanged
-    )
+    method = params.distill.method
+    stream = np.random.default_rng([params.seed, t])  # the term's own: L_rec's batches, negatives unchanged
+    kd: BatchDistiller | None = None
+    if method == "llmd4rec":
+        kd = UpwardKD(
+            teacher,
+            params.T2,
+            params.beta,
+            params.sample_weights,
+            params.kl_mask_history,
+            params.loop.kl_rows_per_user,
+            stream,
+        )
+    elif method == "dllm2rec":
+        d = params.distill.dllm2rec
+        kd = RankingKD(teacher, d.lambda_d, d.top_k, d.beta, d.gamma_p, d.gamma_c, d.gamma_o, stream)
     start = time.perf_counter()
     result = train_crm(
         net, data, cfg, cfg.max_len, params.seed, params.eval.mask_history, valid_batch_size, kd, ckpt, label
     )
     seconds = time.perf_counter() - start
-    distill = {"T2": params.T2, "beta": params.beta, "sample_weights": params.sample_weights, "round": t}
-    distill["kl_mask_history"] = params.kl_mask_history
+    distill: dict[str, object] = {"method": method, "round": t}
+    if method == "llmd4rec":
+        distill |= {"T2": params.T2, "beta": params.beta, "sample_weights": params.sample_weights}
+        distill |= {"kl_mask_history": params.kl_mask_history}
+    elif method == "dllm2rec":
+        distill |= params.distill.dllm2rec.model_dump()
     distill |= {
         "teacher": teacher_path,
         "teacher_rows": len(teacher.file.rows),

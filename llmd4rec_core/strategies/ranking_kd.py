@@ -17,15 +17,31 @@ import torch
 
 from llmd4rec_core.distill.kl import history_mask
 from llmd4rec_core.distill.upward import TeacherLogits, teacher_batch
+from llmd4rec_core.errors import InputError
+from llmd4rec_core.logits.schema import LogitRows, full_logits
 from llmd4rec_core.strategies.dllm2rec import ranking_distillation_loss
 
 
 def candidates_outside_history(top_items: np.ndarray, history: np.ndarray, k: int) -> np.ndarray:
-    """The first k ids of a teacher's ranked list [K_t] that are not in the prefix's history."""
-    keep = top_items[~np.isin(top_items, history)][:k]
-    if len(keep) < k:
-        raise ValueError(f"only {len(keep)} of the teacher's {len(top_items)} items are outside the history")
-    return keep
+    """The first k ids of a teacher's ranked list [K_t] that are not in the prefix's history (fewer when
+    the list holds fewer)."""
+    return top_items[~np.isin(top_items, history)][:k]
+
+
+def teacher_candidates(rows: LogitRows, row: int, history: np.ndarray, k: int) -> np.ndarray:
+    """The teacher's k best items outside ``history`` [k]: from the exact top-K of export row ``row``,
+    completed, when the history takes too many of those, from its dequantised tail (best first, ties to
+    the lower id)."""
+    keep = candidates_outside_history(np.asarray(rows.top_items[row]), history, k)
+    if len(keep) == k:
+        return keep
+    num_items = rows.tail_codes.shape[1]
+    if num_items - len(np.unique(history)) < k:
+        raise InputError(f"distill.dllm2rec.top_k: {k} exceeds the {num_items} items minus a history")
+    scores = full_logits(rows.take(np.array([row])))[0]  # [I], items 1..I
+    scores[torch.as_tensor(np.concatenate([history, keep]), dtype=torch.int64) - 1] = float("-inf")
+    order = torch.sort(scores, descending=True, stable=True).indices[: k - len(keep)] + 1
+    return np.concatenate([keep, order.numpy()]).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -61,12 +77,16 @@ class RankingKD:
         student = student.masked_fill(exclude, float("-inf"))  # O^S over non-history items too
         top = np.stack(
             [
-                candidates_outside_history(np.asarray(rows.top_items[r]), hist, self.k)
+                teacher_candidates(rows, r, hist, self.k)
                 for r, hist in zip(where.file_rows, where.histories, strict=True)
             ]
         )  # [M, K]
         negatives = np.empty((len(top), 1), dtype=np.int64)  # [M, 1]
         for n, hist in enumerate(where.histories):
+            if len(np.union1d(hist, top[n])) >= num_items:
+                raise InputError(
+                    f"distill.dllm2rec: no negative item left outside a history and its top {self.k}"
+                )
             while True:
                 j = int(self.rng.integers(1, num_items + 1))
                 if j not in hist and j not in top[n]:

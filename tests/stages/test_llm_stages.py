@@ -130,6 +130,38 @@ def test_two_rounds_continue_and_update_embeddings(trained: Path, tmp_path: Path
     write_params(trained, {("llm", "backbone"): str(backbone)})
 
 
+@pytest.mark.parametrize("method", ["dllm2rec", "none"])
+def test_distill_method_switches_the_upward_strategy(
+    trained: Path, tmp_path: Path, backbone: Path, method: str
+) -> None:
+    """distill.method: DLLM2Rec's ranking distillation on the same export, or L_rec alone, which with the
+    pretraining seed and a fresh init is exactly the pretrained SASRec again."""
+    models = tmp_path / "models"
+    shutil.copytree(trained / "models", models)
+    logits_dir = tmp_path / "logits"
+    assert run_export(trained, logits_dir / "llmd4rec_l" / "round1" / "train.parquet").exit_code == 0
+    edit = {("llm", "backbone"): str(backbone), ("distill", "method"): method}
+    write_params(trained, edit | {("distill", "dllm2rec", "top_k"): 3})
+    try:
+        result = run_distill(trained, "round1", "round0", models, logits_dir)
+    finally:
+        write_params(trained, {("llm", "backbone"): str(backbone)})
+    assert result.exit_code == 0, result.output
+    meta = json.loads((models / "llmd4rec_c" / "round1" / "config.json").read_text())
+    assert meta["distill"]["method"] == method and "T2" not in meta["distill"]
+    weights = load_file(models / "llmd4rec_c" / "round1" / "model.safetensors")
+    sasrec = load_file(models / "sasrec" / "model.safetensors")
+    same = all(torch.equal(weights[k], sasrec[k]) for k in sasrec)
+    if method == "none":
+        assert (
+            same and "train_kl" not in (trained / "metrics" / "curves" / "llmd4rec_c_round1.tsv").read_text()
+        )
+    else:
+        assert not same and meta["distill"]["top_k"] == 3 and meta["distill"]["lambda_d"] > 0
+        curve = (trained / "metrics" / "curves" / "llmd4rec_c_round1.tsv").read_text().splitlines()
+        assert "train_kl" in curve[0] and len(curve) > 1
+
+
 def test_export_is_deterministic_and_evaluation_agrees(trained: Path, tmp_path: Path) -> None:
     for name in ("a", "b"):
         result = run_export(trained, tmp_path / f"{name}.parquet")

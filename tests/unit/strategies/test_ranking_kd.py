@@ -11,7 +11,8 @@ import torch
 
 import llmd4rec_core.strategies.ranking_kd as ranking_kd
 from llmd4rec_core.batching import left_pad
-from llmd4rec_core.strategies.ranking_kd import RankingKD, candidates_outside_history
+from llmd4rec_core.errors import InputError
+from llmd4rec_core.strategies.ranking_kd import RankingKD, candidates_outside_history, teacher_candidates
 from llmd4rec_core.training import train_crm
 from tests.unit.test_training import (
     EVAL_BATCH,
@@ -65,8 +66,20 @@ def test_candidates_skip_history_items_in_rank_order() -> None:
     top = np.array([5, 3, 9, 1, 7])
     assert candidates_outside_history(top, np.array([3, 1]), 2).tolist() == [5, 9]
     assert candidates_outside_history(top, np.array([], dtype=np.int64), 3).tolist() == [5, 3, 9]
-    with pytest.raises(ValueError, match="only 2 of the teacher's 5 items"):
-        candidates_outside_history(top, np.array([5, 3, 9]), 3)
+    assert candidates_outside_history(top, np.array([5, 3, 9]), 3).tolist() == [1, 7]
+
+
+def test_candidates_are_completed_from_the_tail_when_the_history_fills_the_top() -> None:
+    from llmd4rec_core.logits.schema import LogitRows, compress
+
+    logits = torch.tensor([[9.0, 8.0, 1.0, 7.0, 3.0, 5.0]])  # items 1..6; top-3 = 1, 2, 4
+    rows = LogitRows(np.zeros(1, np.int32), np.ones(1, np.int32), np.ones(1, np.int32), np.ones(1, np.int32),
+                     **compress(logits, top_k=3))  # fmt: skip
+    # history {1, 4}: the top-3 leaves item 2; the tail (6 > 5 > 3) completes it to 2, 6, 5
+    assert teacher_candidates(rows, 0, np.array([1, 4]), 3).tolist() == [2, 6, 5]
+    assert teacher_candidates(rows, 0, np.array([3]), 2).tolist() == [1, 2]
+    with pytest.raises(InputError, match="top_k: 5 exceeds"):
+        teacher_candidates(rows, 0, np.array([1, 2]), 5)
 
 
 def test_term_feeds_the_kernel_masked_scores_candidates_and_fresh_negatives(
