@@ -191,7 +191,7 @@ class Checkpointer:
             return
         try:
             self._write(snap)
-        except OSError as exc:
+        except (OSError, SafetensorError) as exc:  # disk full, path blocked
             print(f"note: {self.directory}: snapshot not written ({exc})", file=sys.stderr)
 
     def _write(self, snap: Snapshot) -> None:
