@@ -26,43 +26,22 @@ def stage_env(checkpoints: Path) -> dict[str, str]:
     return env
 
 
+def stage_cmd(root: Path, module: str, *args: str) -> list[str]:
+    """``python -m stages.<module> --model sasrec`` on the tiny project under ``root``."""
+    common = ["--model", "sasrec", "--params-file", str(root / "params.yaml")]
+    return [sys.executable, "-m", f"stages.{module}", *common, "--data-dir", str(root / "processed"), *args]
+
+
 def train_cmd(root: Path, out: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "stages.train_crm",
-        "--model",
-        "sasrec",
-        "--params-file",
-        str(root / "params.yaml"),
-        "--data-dir",
-        str(root / "processed"),
-        "--out-dir",
-        str(root / out),
-        "--metrics-dir",
-        str(root / f"{out}-metrics"),
-        "--checkpoint-every",
-        "3",
-    ]
+    metrics = str(root / f"{out}-metrics")
+    return stage_cmd(
+        root, "train_crm", "--out-dir", str(root / out), "--metrics-dir", metrics, "--checkpoint-every", "3"
+    )
 
 
 def evaluate(root: Path, models: str) -> bytes:
     out = root / f"{models}.json"
-    cmd = [
-        sys.executable,
-        "-m",
-        "stages.evaluate",
-        "--model",
-        "sasrec",
-        "--params-file",
-        str(root / "params.yaml"),
-        "--data-dir",
-        str(root / "processed"),
-        "--models-dir",
-        str(root / models),
-        "--out",
-        str(out),
-    ]
+    cmd = stage_cmd(root, "evaluate", "--models-dir", str(root / models), "--out", str(out))
     subprocess.run(cmd, cwd=REPO, env=stage_env(root / "unused"), check=True, capture_output=True)
     return out.read_bytes()
 

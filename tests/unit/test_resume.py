@@ -4,7 +4,6 @@ are ignored; a snapshot is replaced atomically."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +14,10 @@ import llmd4rec_core.resume as resume
 from llmd4rec_core.distill.upward import UpwardKD
 from llmd4rec_core.resume import Checkpointer, fingerprint
 from llmd4rec_core.training import TrainResult, train_crm
-from tests.unit.test_training import (
+from tests.unit.test_training import (  # _one_thread: autouse, one torch thread for tiny models
     EVAL_BATCH,
     MAX_LEN,
+    _one_thread,  # noqa: F401
     crm_params,
     fresh_model,
     shuffled_teacher,
@@ -30,14 +30,6 @@ TIMING = ("train_seconds", "seconds")
 
 class Killed(Exception):
     """Stands in for a kill: raised right after the n-th snapshot was written."""
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class KillAfter(Checkpointer):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -14,23 +13,16 @@ from llmd4rec_core.batching import left_pad
 from llmd4rec_core.errors import InputError
 from llmd4rec_core.strategies.ranking_kd import RankingKD, candidates_outside_history, teacher_candidates
 from llmd4rec_core.training import train_crm
-from tests.unit.test_training import (
+from tests.unit.test_training import (  # _one_thread: autouse, one torch thread for tiny models
     EVAL_BATCH,
     MAX_LEN,
     NUM_ITEMS,
+    _one_thread,  # noqa: F401
     crm_params,
     fresh_model,
     shuffled_teacher,
     successor_data,
 )
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def wide_teacher() -> Any:
