@@ -27,7 +27,7 @@ from llmd4rec_core.models import build_crm
 from llmd4rec_core.params import load_params
 from llmd4rec_core.scoring import evaluate_by_length
 from llmd4rec_core.seeding import pick_device, seed_everything
-from llmd4rec_core.strategies.ranking_kd import RankingKD
+from llmd4rec_core.strategies.ranking_kd import RankingKD, candidate_table
 from llmd4rec_core.training import train_crm
 
 app = typer.Typer(add_completion=False)
@@ -49,10 +49,11 @@ def main(
     crm = params.llm.crm
     cfg = getattr(params, crm)
     data = load_sequences(data_dir)
+    indexed = index_teacher(read_logits(teacher), data)
     kd = RankingKD(
-        index_teacher(read_logits(teacher), data),
+        indexed,
+        candidate_table(indexed, k, "--k"),
         lambda_d,
-        k,
         shape,
         *gammas,
         np.random.default_rng([seed, 12]),

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
@@ -134,13 +134,41 @@ class DLLM2RecParams(StrictModel):
     gamma_p: float = Field(ge=0)  # weight of the position weight (Eq. 9)
     gamma_c: float = Field(ge=0)  # weight of the confidence weight
     gamma_o: float = Field(ge=0)  # weight of the consistency weight
+    embedding_alpha: float = Field(ge=0)  # alpha of e_i = b_i + alpha g(z_i) (Eq. 12-13); 0 = no embedding KD
+    projector_hidden: int = Field(ge=0)  # g's hidden width (0 = one linear map)
+
+
+class ALKDRecParams(StrictModel):
+    """ALKDRec's max-min instance selection and pairwise distillation (strategies/alkdrec.py)."""
+
+    budget: int = Field(gt=0)  # instances the LLM is asked about (paper 500)
+    ratios: list[float]  # assumed effective : similar : incorrect shares (paper 1:5:4)
+    mu: float = Field(gt=0)  # g_ef = 1 / rank(df)^mu (paper 10)
+    difficulty: Literal["consistency", "target_rank"]  # df_s: the paper's | the teacher CRM's target rank
+    policy: Literal["paper", "equalised"]  # p* of Definition 1 | p ~ 1/g_ef on the best k (not in the paper)
+    resolve_each_draw: bool  # re-solve the game on the undrawn instances before each draw (authors' code)
+    top_k: int = Field(gt=0, le=25)  # the LLM's ranked items per instance (paper 25)
+    lambda_kd: float = Field(ge=0)  # weight of Eq. 1's loss next to L_rec
+    num_negatives: int = Field(gt=0)  # negatives per positive in Eq. 1 (paper 1)
+
+    @field_validator("ratios")
+    @classmethod
+    def _ratios_valid(cls, v: list[float]) -> list[float]:
+        if len(v) != 3 or min(v) < 0 or sum(v) <= 0:
+            raise ValueError(
+                "ratios must be 3 numbers >= 0 (effective, similar, incorrect) with a positive sum"
+            )
+        return v
 
 
 class DistillParams(StrictModel):
-    """Which LLM -> CRM distillation ``distill_crm`` trains with (same teacher export for all)."""
+    """Which LLM -> CRM distillation ``distill_crm`` trains with (same teacher LLM for all)."""
 
-    method: Literal["llmd4rec", "dllm2rec", "none"]  # Eq. 6-9 KL | DLLM2Rec ranking KD | L_rec alone
+    method: Literal[
+        "llmd4rec", "dllm2rec", "alkdrec", "none"
+    ]  # Eq. 6-9 KL | DLLM2Rec | ALKDRec | L_rec alone
     dllm2rec: DLLM2RecParams
+    alkdrec: ALKDRecParams
 
 
 class DistributedParams(StrictModel):

@@ -2,7 +2,8 @@
 Parquet (schema: llmd4rec_core/logits/schema.py and the README): ``logits/<model>/<split>.parquet``.
 
 ``--split train`` exports each user's ``export.instances_per_user`` most recent training prefixes (the
-teacher signal of the upward KL); ``valid`` / ``test`` one instance per user.
+teacher signal of the upward KL), or with ``--selection`` only the instances that file names (ALKDRec's
+budget: ``stages/select_instances.py``); ``valid`` / ``test`` one instance per user.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import typer
 
 from llmd4rec_core.atomic import write_json
 from llmd4rec_core.data.instances import split_instances
+from llmd4rec_core.data.selection import apply_selection, read_selection
 from llmd4rec_core.data.sequences import load_sequences, load_stats
 from llmd4rec_core.distributed import device_of, init_world
 from llmd4rec_core.errors import InputError
@@ -41,9 +43,13 @@ def main(
     models_dir: str = typer.Option("models", help="where the checkpoints are"),
     out: str = typer.Option("", help="Parquet file (default logits/<model>/<split>.parquet)"),
     timing_out: str = typer.Option("", help="timing JSON (default metrics/export_<model>_<split>.json)"),
+    selection: str = typer.Option("", help="train split: score only the instances of this selection file"),
 ) -> None:
     if split not in SPLITS:
         raise InputError(f"--split: unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    if selection and split != "train":
+        raise InputError(f"--selection: applies to the train split only, not {split!r}")
+    chosen = read_selection(selection) if selection else None
     params = stage_params(PARAMS, params_file)
     relaunch_under_torchrun(params.distributed.nproc, "stages.export_logits")
     world = init_world(params.distributed.backend)
@@ -57,7 +63,8 @@ def main(
     set_determinism(params.deterministic)
     device = device_of(world)
     loaded = load_recommender(f"{models_dir}/{model}", data.num_items, device)
-    instances = split_instances(data, split, cfg.instances_per_user)  # type: ignore[arg-type]
+    pool = split_instances(data, split, cfg.instances_per_user)  # type: ignore[arg-type]
+    instances = pool if chosen is None else apply_selection(selection, chosen, pool)
     start = time.perf_counter()
     rows = export_rows_sharded(
         world, loaded.scorer, instances, data.num_items, loaded.max_len, cfg.top_k, cfg.batch_size, device
@@ -79,6 +86,7 @@ def main(
 
     size = Path(path).stat().st_size
     timing = {"rows": len(rows), "seconds": round(seconds, 1), "bytes": size, "forward_passes": len(rows)}
+    timing |= {"pool": len(pool), "selection": None if chosen is None else chosen["method"]}
     timing["processes"] = world.size
     write_json(timing_out or f"metrics/export_{model}_{split}.json", timing)
     print(f"{model} {split}: {len(rows)} rows in {seconds:.0f}s -> {path} ({size / 2**20:.1f} MiB)")

@@ -16,6 +16,7 @@ from llmd4rec_core.errors import InputError
 from llmd4rec_core.params import read_yaml
 
 ROUND_MODEL = re.compile(r"^(llmd4rec_[cl])/round(\d+)$")
+EXPORT_COST = re.compile(r"^metrics/export_llmd4rec_l_round(\d+)_train\.json$")
 SEED_KEYS = ("seed",)
 
 
@@ -24,6 +25,7 @@ class Run:
     name: str  # "workspace", an experiment's name, or a revision
     params: dict[str, Any]  # flattened params.yaml ("sasrec.lr": 0.003, ...)
     models: dict[str, dict[str, Any]]  # model key -> its metrics JSON (protocol, valid, test)
+    exports: dict[int, dict[str, Any]] = field(default_factory=dict)  # round -> its LLM export's timing JSON
 
     @property
     def dataset(self) -> str | None:
@@ -57,27 +59,43 @@ def model_key(metrics_path: str) -> str | None:
     return key if key in {"sasrec", "gru4rec", "e4srec"} or ROUND_MODEL.match(key) else None
 
 
+def export_round(metrics_path: str) -> int | None:
+    """``metrics/export_llmd4rec_l_round2_train.json`` -> 2 (the LLM's export cost); None otherwise."""
+    match = EXPORT_COST.match(Path(metrics_path).as_posix())
+    return int(match.group(1)) if match else None
+
+
 def run_from_dir(metrics_dir: str | Path, params_file: str | Path, name: str = "workspace") -> Run:
     """The models evaluated in a workspace (``metrics/<model>.json`` written by the evaluate stages)."""
     metrics_dir = Path(metrics_dir)
     if not metrics_dir.is_dir():
         raise InputError(f"{metrics_dir}: metrics directory not found")
-    models = {}
+    models, exports = {}, {}
     for path in sorted(metrics_dir.rglob("*.json")):
-        key = model_key(str(Path("metrics") / path.relative_to(metrics_dir)))
+        relative = str(Path("metrics") / path.relative_to(metrics_dir))
+        key, round_ = model_key(relative), export_round(relative)
         if key is not None:
             models[key] = _read_metrics(path)
+        elif round_ is not None:
+            exports[round_] = _read_json(path)
     if not models:
         raise InputError(f"{metrics_dir}: no evaluated models (run `dvc repro` first)")
-    return Run(name=name, params=flatten(read_yaml(params_file)), models=models)
+    return Run(name=name, params=flatten(read_yaml(params_file)), models=models, exports=exports)
 
 
-def _read_metrics(path: Path) -> dict[str, Any]:
+def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except ValueError as exc:
         raise InputError(f"{path}: not JSON ({exc})") from None
-    if not isinstance(data, dict) or "test" not in data:
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object")
+    return data
+
+
+def _read_metrics(path: Path) -> dict[str, Any]:
+    data = _read_json(path)
+    if "test" not in data:
         raise InputError(f"{path}: no 'test' metrics")
     return data
 
@@ -114,12 +132,14 @@ def _same(a: Run, b: Run) -> bool:
 
 def _exp_run(entry: dict[str, Any], path: Path) -> list[Run]:
     data = entry.get("data") or {}
-    models = {}
+    models, exports = {}, {}
     for file, content in (data.get("metrics") or {}).items():
-        key = model_key(file)
+        key, round_ = model_key(file), export_round(file)
+        metrics = content.get("data") if isinstance(content, dict) else None
+        if round_ is not None and isinstance(metrics, dict):
+            exports[round_] = metrics
         if key is None:
             continue
-        metrics = content.get("data") if isinstance(content, dict) else None
         if not isinstance(metrics, dict) or not isinstance(metrics.get("test"), dict):
             raise InputError(f"{path}: {entry.get('name') or entry.get('rev')}: {file} has no 'test' metrics")
         models[key] = metrics
@@ -128,7 +148,7 @@ def _exp_run(entry: dict[str, Any], path: Path) -> list[Run]:
     params = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
     rev = str(entry.get("rev", "?"))
     name = entry.get("name") or (rev[:7] if re.fullmatch(r"[0-9a-f]{40}", rev) else rev)
-    return [Run(name=name, params=flatten(params), models=models)]
+    return [Run(name=name, params=flatten(params), models=models, exports=exports)]
 
 
 def group_runs(runs: list[Run]) -> list[Group]:

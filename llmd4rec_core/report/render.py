@@ -107,6 +107,62 @@ def ablation_table(groups: list[Group]) -> list[str]:
     return lines
 
 
+STRATEGY = {"llmd4rec": "LLMD4Rec_C", "dllm2rec": "DLLM2Rec({crm})", "alkdrec": "ALKDRec({crm})",
+            "none": "{crm}, L_rec only"}  # fmt: skip
+
+
+def export_cost(group: Group, last_round: int) -> tuple[float, float, float | None] | None:
+    """Mean over runs of the LLM forward passes and export seconds of rounds 1..last_round, and the share
+    of the export pool scored (None if the timing files predate the pool count)."""
+    per_run = []
+    for run in group.runs:
+        rounds = [run.exports.get(t) for t in range(1, last_round + 1)]
+        if all(r is not None for r in rounds):
+            passes = sum(float(r["forward_passes"]) for r in rounds)  # type: ignore[index]
+            pools = [r.get("pool") for r in rounds]  # type: ignore[union-attr]
+            share = passes / sum(pools) if all(isinstance(p, int) and p > 0 for p in pools) else None
+            per_run.append((passes, sum(float(r["seconds"]) for r in rounds), share))  # type: ignore[index]
+    if not per_run:
+        return None
+    shares = [r[2] for r in per_run]
+    share = statistics.fmean(shares) if all(x is not None for x in shares) else None  # type: ignore[arg-type]
+    return statistics.fmean(r[0] for r in per_run), statistics.fmean(r[1] for r in per_run), share
+
+
+def strategy_table(groups: list[Group]) -> list[str]:
+    """Every distilled CRM (each setting's ``distill.method``, every round) beside the undistilled CRMs,
+    with the LLM compute its teacher signal cost: forward passes and seconds of the exports it read."""
+    lines = [
+        "| model | setting | runs | NDCG@10 | Δ vs SASRec | HR@10 | NDCG@20 | LLM forward passes "
+        "| share of the full export | LLM export s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    base = summary(groups[0], "sasrec", "ndcg@10")
+
+    def row(name: str, label: str, group: Group, model: str, cost: str) -> str:
+        stat = summary(group, model, "ndcg@10")
+        delta = f"{(stat[0] / base[0] - 1) * 100:+.1f} %" if stat and base and base[0] > 0 else "–"
+        others = [cell(summary(group, model, m)) for m in ("hr@10", "ndcg@20")]
+        count = stat[2] if stat else 0
+        return f"| {name} | {label} | {count} | {cell(stat)} | {delta} | {' | '.join(others)} | {cost} |"
+
+    for model in ("sasrec", "gru4rec"):
+        if summary(groups[0], model, "ndcg@10"):
+            lines.append(row(NAMES[model], groups[0].label, groups[0], model, "0 | – | 0"))
+    for group in groups:
+        crm = NAMES.get(str(group.params.get("llm.crm", "sasrec")), "CRM")
+        method = str(group.params.get("distill.method", "llmd4rec"))
+        for t in rounds_of(group, "llmd4rec_c"):
+            name = STRATEGY.get(method, method).format(crm=crm) + f" round {t}"
+            spent = export_cost(group, t)
+            cost = "– | – | –"
+            if spent is not None:
+                share = "–" if spent[2] is None else f"{spent[2] * 100:.1f} %"
+                cost = f"{spent[0]:,.0f} | {share} | {spent[1]:.1f}"
+            lines.append(row(name, group.label, group, f"llmd4rec_c/round{t}", cost))
+    return lines
+
+
 def final_stat(group: Group, family: str, metric: str) -> tuple[float, float, int] | None:
     rounds = rounds_of(group, family)
     return summary(group, f"{family}/round{rounds[-1]}", metric) if rounds else None
@@ -223,6 +279,17 @@ def render(groups: list[Group], out_dir: Path) -> Path:
         lines += [*metrics_table(group, dataset), ""]
     if len(groups) > 1:
         lines += ["## Ablations and other settings (final round)", "", *ablation_table(groups), ""]
+    if any(rounds_of(group, "llmd4rec_c") for group in groups):
+        lines += [
+            "## LLM -> CRM strategies and the LLM compute they need",
+            "",
+            "Test split. Round t's CRM learns from round t's LLM export (round 1: the LLM fine-tuned with "
+            "the pretrained CRM's KL). LLM cost: forward passes and seconds of the exports it read, rounds "
+            "1..t; each method also needs the LLM's fine-tuning, the same for all at round 1.",
+            "",
+            *strategy_table(groups),
+            "",
+        ]
     lines += ["![metrics over rounds](rounds.png)", "", "![NDCG@10 against the paper](models.png)", ""]
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_rounds(groups, out_dir / "rounds.png")

@@ -14,7 +14,16 @@ from dvc.dependency.param import ParamsDependency
 from dvc.repo import Repo
 
 from llmd4rec_core.params import load_params
-from stages import distill_crm, evaluate, export_logits, finetune_llm, kcore, loop_init, train_crm
+from stages import (
+    distill_crm,
+    evaluate,
+    export_logits,
+    finetune_llm,
+    kcore,
+    loop_init,
+    select_instances,
+    train_crm,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,6 +65,8 @@ def declared(stage_name: str) -> set[str]:
         return set(loop_init.PARAMS)
     if base.startswith("finetune"):
         return set(finetune_llm.declared_params(option(cmd, "--round")))
+    if base == "select_instances":
+        return set(select_instances.PARAMS)
     if base.startswith("export"):
         return set(export_logits.PARAMS)
     if base == "distill_crm":

@@ -17,7 +17,16 @@ from typer.testing import CliRunner
 
 from llmd4rec_core.logits.schema import read_logits
 from llmd4rec_core.params import load_params
-from stages import distill_crm, evaluate, export_logits, finetune_llm, logits, loop_init, train_crm
+from stages import (
+    distill_crm,
+    evaluate,
+    export_logits,
+    finetune_llm,
+    logits,
+    loop_init,
+    select_instances,
+    train_crm,
+)
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +63,24 @@ def run_finetune(root: Path, *extra: Any) -> Any:
     )
 
 
-def run_export(root: Path, out: Path, model: str = "llmd4rec_l/round1", split: str = "train") -> Any:
+def run_export(
+    root: Path,
+    out: Path,
+    model: str = "llmd4rec_l/round1",
+    split: str = "train",
+    selection: Path | None = None,
+) -> Any:
+    chosen = [] if selection is None else ["--selection", selection]
     return invoke(
         export_logits.app, root, "--model", model, "--split", split, "--round", "round1",
-        "--models-dir", root / "models", "--out", out, "--timing-out", out.with_suffix(".json"),
+        "--models-dir", root / "models", "--out", out, "--timing-out", out.with_suffix(".json"), *chosen,
+    )  # fmt: skip
+
+
+def run_select(root: Path, out: Path) -> Any:
+    return invoke(
+        select_instances.app, root, "--models-dir", root / "models", "--out", out,
+        "--timing-out", out.with_suffix(".timing.json"),
     )  # fmt: skip
 
 
@@ -160,6 +183,59 @@ def test_distill_method_switches_the_upward_strategy(
         assert not same and meta["distill"]["top_k"] == 3 and meta["distill"]["lambda_d"] > 0
         curve = (trained / "metrics" / "curves" / "llmd4rec_c_round1.tsv").read_text().splitlines()
         assert "train_kl" in curve[0] and len(curve) > 1
+        # embedding distillation was on (alpha > 0) and is baked away: a plain SASRec checkpoint
+        assert meta["distill"]["embedding_alpha"] > 0 and meta["distill"]["teacher_items"].endswith("round1")
+        assert set(weights) == set(sasrec) and meta["arch"] == "sasrec"
+
+
+def test_selection_of_all_exports_exactly_the_plain_export(trained: Path, tmp_path: Path) -> None:
+    assert run_select(trained, tmp_path / "selection.json").exit_code == 0
+    record = json.loads((tmp_path / "selection.json").read_text())
+    assert record["method"] == "all" and record["instances"] is None
+    assert run_export(trained, tmp_path / "plain.parquet").exit_code == 0
+    assert run_export(trained, tmp_path / "all.parquet", selection=tmp_path / "selection.json").exit_code == 0
+    assert (tmp_path / "plain.parquet").read_bytes() == (tmp_path / "all.parquet").read_bytes()
+
+
+def test_alkdrec_exports_only_its_budget_and_distils_from_it(
+    trained: Path, tmp_path: Path, backbone: Path
+) -> None:
+    """select_instances draws the budget with the teacher CRM's difficulty; the export scores only those
+    instances (its timing says so); distill_crm trains with Eq. 1 on them."""
+    models = tmp_path / "models"
+    shutil.copytree(trained / "models", models)
+    edit = {("llm", "backbone"): str(backbone), ("distill", "method"): "alkdrec"}
+    write_params(trained, edit | {("distill", "alkdrec", "budget"): 6, ("distill", "alkdrec", "top_k"): 3})
+    logits_dir = tmp_path / "logits"
+    export = logits_dir / "llmd4rec_l" / "round1" / "train.parquet"
+    try:
+        assert run_select(trained, tmp_path / "selection.json").exit_code == 0
+        result = run_export(trained, export, selection=tmp_path / "selection.json")
+        assert result.exit_code == 0, result.output
+        distilled = run_distill(trained, "round1", "round0", models, logits_dir)
+        assert run_select(trained, tmp_path / "again.json").exit_code == 0
+        write_params(trained, {**edit, ("distill", "alkdrec", "budget"): 10**6})
+        too_big = run_select(trained, tmp_path / "big.json")
+    finally:
+        write_params(trained, {("llm", "backbone"): str(backbone)})
+    record = json.loads((tmp_path / "selection.json").read_text())
+    assert record["method"] == "alkdrec" and len(record["instances"]) == 6
+    assert (
+        len({tuple(p) for p in record["instances"]}) == 6 and record["details"]["difficulty"] == "consistency"
+    )
+    assert (tmp_path / "again.json").read_bytes() == (tmp_path / "selection.json").read_bytes()  # seeded
+    rows = read_logits(export).rows
+    assert sorted(zip(rows.user_id.tolist(), rows.position.tolist(), strict=True)) == sorted(
+        tuple(p) for p in record["instances"]
+    )
+    timing = json.loads(export.with_suffix(".json").read_text())
+    assert timing["forward_passes"] == 6 and timing["pool"] == record["pool"] > 6
+    assert timing["selection"] == "alkdrec"
+    assert distilled.exit_code == 0, distilled.output
+    meta = json.loads((models / "llmd4rec_c" / "round1" / "config.json").read_text())
+    assert meta["distill"]["method"] == "alkdrec" and meta["distill"]["teacher_rows"] == 6
+    assert_one_line_error(too_big, "distill.alkdrec.budget: 1000000 exceeds the export pool")
+    assert not (tmp_path / "big.json").exists()
 
 
 def test_export_is_deterministic_and_evaluation_agrees(trained: Path, tmp_path: Path) -> None:

@@ -121,3 +121,47 @@ def test_clean_workspace_is_not_counted_twice(tmp_path: Path) -> None:
     bad = [{**commit, "data": {"metrics": {"metrics/sasrec.json": {"data": {"valid": {}}}}}}]
     with pytest.raises(InputError, match=r"<stdin>: f+: metrics/sasrec\.json has no 'test' metrics"):
         runs_from_exp_show("<stdin>", json.dumps(bad))
+
+
+def test_strategy_table_with_the_llm_cost_of_each_method(tmp_path: Path) -> None:
+    """Each distill.method's CRM beside SASRec, with the forward passes and seconds of the exports it read
+    (rounds 1..t) and their share of the export pool."""
+
+    def entry(name: str, method: str, shift: float, rows: list[int], seconds: float) -> dict[str, Any]:
+        e = exp_entry(name, {"seed": 0, "distill": {"method": method}, "llm": {"crm": "sasrec"}}, shift)
+        files = e["data"]["metrics"]
+        for t, n in enumerate(rows, 1):
+            timing = {"forward_passes": n, "rows": n, "seconds": seconds, "pool": 1000, "selection": "all"}
+            files[f"metrics/export_llmd4rec_l_round{t}_train.json"] = {"data": timing}
+        if len(rows) == 1:
+            for key in ("llmd4rec_c/round2", "llmd4rec_l/round2"):
+                files.pop(f"metrics/{key}.json")
+        return e
+
+    entries = [
+        {
+            **entry("main", "llmd4rec", 0.0, [1000, 1000], 30.0),
+            "experiments": [
+                {"revs": [entry("alk", "alkdrec", 0.001, [50], 2.0)]},
+                {"revs": [entry("dllm", "dllm2rec", 0.002, [1000], 30.0)]},
+            ],
+        }
+    ]
+    path = tmp_path / "exps.json"
+    path.write_text(json.dumps(entries))
+    groups = group_runs(runs_from_exp_show(path))
+    assert {r for g in groups for run in g.runs for r in run.exports} == {1, 2}
+    text = render(groups, tmp_path / "out").read_text()
+    assert "| SASRec | default | 1 | 0.0400 | +0.0 % | 0.0800 | 0.0400 | 0 | – | 0 |" in text
+    # LLMD4Rec_C round 2 read two full exports: 2,000 passes, 60 s; round 1 one
+    assert (
+        "| LLMD4Rec_C round 2 | default | 1 | 0.0440 | +10.0 % | 0.0880 | 0.0440 | 2,000 | 100.0 % | 60.0 |"
+        in text
+    )
+    assert (
+        "| LLMD4Rec_C round 1 | default | 1 | 0.0410 | +2.5 % |" in text
+        and "| 1,000 | 100.0 % | 30.0 |" in text
+    )
+    assert "| ALKDRec(SASRec) round 1 | distill.method=alkdrec | 1 | 0.0420 | +5.0 % |" in text
+    assert "| 50 | 5.0 % | 2.0 |" in text
+    assert "| DLLM2Rec(SASRec) round 1 | distill.method=dllm2rec | 1 | 0.0430 |" in text

@@ -11,7 +11,14 @@ import torch
 import llmd4rec_core.strategies.ranking_kd as ranking_kd
 from llmd4rec_core.batching import left_pad
 from llmd4rec_core.errors import InputError
-from llmd4rec_core.strategies.ranking_kd import RankingKD, candidates_outside_history, teacher_candidates
+from llmd4rec_core.strategies.ranking_kd import (
+    RankingKD,
+    candidate_table,
+    candidates_outside_history,
+    draw_negatives,
+    row_history,
+    teacher_candidates,
+)
 from llmd4rec_core.training import train_crm
 from tests.unit.test_training import (  # _one_thread: autouse, one torch thread for tiny models
     EVAL_BATCH,
@@ -51,7 +58,8 @@ def wide_teacher() -> Any:
 
 def distiller(lambda_d: float, k: int = 3) -> RankingKD:
     teacher = wide_teacher()
-    return RankingKD(teacher, lambda_d, k, 1.0, 0.3, 0.5, 0.1, np.random.default_rng(5))  # type: ignore[arg-type]
+    top = candidate_table(teacher, k, "top_k")
+    return RankingKD(teacher, top, lambda_d, 1.0, 0.3, 0.5, 0.1, np.random.default_rng(5))
 
 
 def test_candidates_skip_history_items_in_rank_order() -> None:
@@ -72,6 +80,33 @@ def test_candidates_are_completed_from_the_tail_when_the_history_fills_the_top()
     assert teacher_candidates(rows, 0, np.array([3]), 2).tolist() == [1, 2]
     with pytest.raises(InputError, match="top_k: 5 exceeds"):
         teacher_candidates(rows, 0, np.array([1, 2]), 5)
+
+
+def test_candidate_table_is_teacher_candidates_of_every_row() -> None:
+    teacher = wide_teacher()
+    table = candidate_table(teacher, 4, "top_k")
+    rows = teacher.file.rows
+    assert table.shape == (len(rows), 4)
+    for r in range(len(rows)):
+        history = row_history(teacher, r)
+        assert table[r].tolist() == teacher_candidates(rows, r, history, 4).tolist()
+        assert not set(table[r].tolist()) & set(history.tolist())
+
+
+def test_draw_negatives_avoid_excluded_items_are_uniform_and_seeded() -> None:
+    excluded = torch.zeros(3, 6, dtype=torch.bool)
+    excluded[0, :5] = True  # row 0: only item 6 is allowed
+    excluded[1, ::2] = True  # row 1: items 2, 4, 6
+    draws = draw_negatives(np.random.default_rng(0), excluded, 3000, "x")
+    assert (draws[0] == 6).all()
+    assert set(draws[1].tolist()) == {2, 4, 6}
+    counts = np.bincount(draws[2], minlength=7)[1:]  # row 2: every item, uniformly
+    assert counts.min() > 400 and counts.max() < 600
+    again = draw_negatives(np.random.default_rng(0), excluded, 3000, "x")
+    assert np.array_equal(draws, again)
+    excluded[2] = True
+    with pytest.raises(InputError, match="x: no negative item left"):
+        draw_negatives(np.random.default_rng(0), excluded, 1, "x")
 
 
 def test_term_feeds_the_kernel_masked_scores_candidates_and_fresh_negatives(
