@@ -118,7 +118,7 @@ def main(
     net = net.to(device)
     if embedding:
         d = params.distill.dllm2rec
-        install_collaborative_table(net, teacher_items, d.embedding_alpha, d.projector_hidden)
+        install_collaborative_table(net, teacher_items, d.embedding_alpha, d.projector_hidden, params.seed)
     stream = np.random.default_rng([params.seed, t])  # the term's own: L_rec's batches, negatives unchanged
     kd: BatchDistiller | None = None
     if method == "llmd4rec":

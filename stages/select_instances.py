@@ -35,7 +35,8 @@ PARAMS = (
     "export.instances_per_user",
     "llm.crm",
 )
-SELECTION_STREAM = 11  # the draw's random stream: np.random.default_rng([seed, 11])
+SELECTION_STREAM = 0x5E1EC7  # the draw's random stream, np.random.default_rng([seed, SELECTION_STREAM]):
+# distill_crm@round<t> uses [seed, t], so the constant must not be a plausible round number
 app = typer.Typer(add_completion=False, help=__doc__)
 
 
@@ -73,15 +74,18 @@ def main(
         else:
             difficulty = difficulty_from_target_rank(target_ranks(crm, pool, max_len, batch_size, device))
         rng = np.random.default_rng([params.seed, SELECTION_STREAM])
-        drawn = draw_budget(
-            difficulty,
-            rng,
-            budget=cfg.budget,
-            mu=cfg.mu,
-            ratios=tuple(cfg.ratios),  # type: ignore[arg-type]
-            resolve_each_draw=cfg.resolve_each_draw,
-            policy=cfg.policy,
-        )
+        try:
+            drawn = draw_budget(
+                difficulty,
+                rng,
+                budget=cfg.budget,
+                mu=cfg.mu,
+                ratios=tuple(cfg.ratios),  # type: ignore[arg-type]
+                resolve_each_draw=cfg.resolve_each_draw,
+                policy=cfg.policy,
+            )
+        except ValueError as exc:  # e.g. a budget beyond p*'s support when the game is solved once
+            raise InputError(f"{params_file}: distill.alkdrec: {exc}") from None
         order = np.argsort(-difficulty, kind="stable")  # hardest first
         rank = np.empty(len(pool), np.int64)
         rank[order] = np.arange(1, len(pool) + 1)

@@ -137,9 +137,15 @@ def strategy_table(groups: list[Group]) -> list[str]:
         "| share of the full export | LLM export s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    base = summary(groups[0], "sasrec", "ndcg@10")
+
+    def sasrec_of(group: Group) -> tuple[float, float, int] | None:
+        """The group's own SASRec, else the first setting's if on the same dataset (else no delta)."""
+        own = summary(group, "sasrec", "ndcg@10")
+        same_data = group_dataset(group) == group_dataset(groups[0])
+        return own or (summary(groups[0], "sasrec", "ndcg@10") if same_data else None)
 
     def row(name: str, label: str, group: Group, model: str, cost: str) -> str:
+        base = sasrec_of(group)
         stat = summary(group, model, "ndcg@10")
         delta = f"{(stat[0] / base[0] - 1) * 100:+.1f} %" if stat and base and base[0] > 0 else "–"
         others = [cell(summary(group, model, m)) for m in ("hr@10", "ndcg@20")]

@@ -64,7 +64,9 @@ projected teacher term (the release's single Linear with bias and ``ed_weight``;
 value). Row 0 of the table is zeros (padding), never b_0 + α g(.). Our SASRec ties its item table between
 input and output scores, so the enriched table enters both (the release's students have a separate
 output layer and enrich only the inputs). Everything is float32 and device-agnostic; the teacher table is
-a persistent buffer, so a checkpoint holds the whole student and inference needs no LLM.
+a non-persistent buffer (not in the state dict: snapshots stay small, and the caller rebuilds it from the
+teacher); the pipeline bakes the final table into a plain embedding (``embedding_kd.bake_item_table``),
+so inference needs no LLM.
 """
 
 from __future__ import annotations
@@ -300,7 +302,9 @@ class CollaborativeItemEmbedding(nn.Module):
         self.embedding_dim = dim
         self.alpha = alpha
         self.offset = offset
-        self.register_buffer("teacher_items", teacher_items.detach().to(torch.float32).clone())  # [I, D_t]
+        self.register_buffer(
+            "teacher_items", teacher_items.detach().to(torch.float32).clone(), persistent=False
+        )  # [I, D_t]
         self.projector: nn.Module
         if projector_hidden is None:
             self.projector = nn.Linear(teacher_dim, dim)

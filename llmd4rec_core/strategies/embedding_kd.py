@@ -39,23 +39,29 @@ def teacher_item_representations(ckpt_dir: str | Path, num_items: int) -> torch.
         raise InputError(
             f"{ckpt_dir}/{HEADS}: w_out has shape {tuple(w_out.shape)}, expected [{num_items}, D]"
         )
+    if not torch.isfinite(w_out).all():
+        raise InputError(f"{ckpt_dir}/{HEADS}: w_out holds NaN or infinite values")
     return w_out.float()
 
 
 def install_collaborative_table(
-    model: SequentialRecommender, teacher_items: torch.Tensor, alpha: float, projector_hidden: int
+    model: SequentialRecommender, teacher_items: torch.Tensor, alpha: float, projector_hidden: int, seed: int
 ) -> CollaborativeItemEmbedding:
     """Make ``model.item_embeddings`` e_i = b_i + alpha g(z_i) (Eq. 12-13), b the model's current table.
 
     ``projector_hidden`` 0: g is one linear map D -> d; H > 0: Linear(D, H) -> ReLU -> Linear(H, d).
-    The projector is created on the model's device; its initialisation draws from torch's global RNG."""
+    The projector is initialised on the CPU from its own generator seeded with ``seed`` (torch's global
+    RNG, which drives dropout, is left untouched), then moved to the model's device."""
     device = model.item_embeddings.weight.device
-    table = CollaborativeItemEmbedding(
-        teacher_items.to(device),
-        model.item_embeddings,
-        alpha=alpha,
-        projector_hidden=projector_hidden or None,
-    ).to(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        table = CollaborativeItemEmbedding(
+            teacher_items.to(device),
+            model.item_embeddings,
+            alpha=alpha,
+            projector_hidden=projector_hidden or None,
+        )
+    table = table.to(device)
     model.item_embeddings = table  # type: ignore[assignment]
     return table
 

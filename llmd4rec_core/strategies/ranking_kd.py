@@ -8,7 +8,9 @@ negative per row outside the history and the candidates (the authors' release dr
 from the distiller's own random stream, so L_rec's batches and negatives are those of plain training.
 
 Speed: every export row's candidates are fixed, so :func:`candidate_table` computes them once when the
-distiller is built; negatives are drawn for the whole batch at once (:func:`draw_negatives`).
+distiller is built; negatives are drawn for the whole batch at once (:func:`draw_negatives`). That
+rejection sampling consumes the random stream in another order than the per-row loop it replaced (commit
+a5d582c), so runs from before that commit are not reproduced draw for draw.
 """
 
 from __future__ import annotations

@@ -32,6 +32,10 @@ def test_teacher_items_are_the_llm_item_head(tmp_path: Path) -> None:
     assert torch.equal(teacher_item_representations(fake_llm_dir(tmp_path / "a", w_out), NUM_ITEMS), w_out)
     with pytest.raises(InputError, match=r"w_out has shape \(40, 12\), expected \[41, D\]"):
         teacher_item_representations(tmp_path / "a", NUM_ITEMS + 1)
+    bad = w_out.clone()
+    bad[3, 1] = float("nan")
+    with pytest.raises(InputError, match="w_out holds NaN"):
+        teacher_item_representations(fake_llm_dir(tmp_path / "c", bad), NUM_ITEMS)
     with pytest.raises(InputError, match="is not an LLM recommender"):
         teacher_item_representations(fake_llm_dir(tmp_path / "b", w_out, arch="sasrec"), NUM_ITEMS)
     (tmp_path / "a" / HEADS).write_bytes(b"not safetensors")
@@ -45,9 +49,14 @@ def test_installed_table_is_eq13_trains_and_bakes_to_identical_scores(hidden: in
     model = fresh_model("sasrec", params)
     offset = model.item_embeddings.weight.detach().clone()
     teacher = torch.randn(NUM_ITEMS, 12)
-    table = install_collaborative_table(model, teacher, 0.5, hidden)
+    state = torch.get_rng_state()
+    table = install_collaborative_table(model, teacher, 0.5, hidden, seed=3)
+    assert torch.equal(torch.get_rng_state(), state)  # the projector has its own generator
     assert isinstance(model.item_embeddings, CollaborativeItemEmbedding)
     assert (table.projector.__class__.__name__ == "Linear") == (hidden == 0)
+    again = install_collaborative_table(fresh_model("sasrec", params), teacher, 0.5, hidden, seed=3)
+    pairs = zip(again.projector.parameters(), table.projector.parameters(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
     with torch.no_grad():
         expected = offset[1:] + 0.5 * table.projector(teacher)  # Eq. 13, e_i = b_i + alpha g(z_i)
         assert (
