@@ -34,16 +34,16 @@ def bucket_kl(teacher: torch.Tensor, student: torch.Tensor, top: torch.Tensor, t
     return (lpk.exp() * (lpk - lqk)).sum(1) + m_p * (m_p.log() - m_q.log())
 
 
-@app.command()
-def main(
+def kl_errors(
     export: str,
-    teacher: str = typer.Option(..., help="checkpoint that produced the export"),
-    student: str = typer.Option(..., help="checkpoint of the student model"),
-    data_dir: str = "data/processed",
-    sample: int = 2000,
-    batch_size: int = 64,
-    temperatures: str = "0.2,0.6,1.0",
-) -> None:
+    teacher: str,
+    student: str,
+    data_dir: str,
+    sample: int,
+    batch_size: int,
+    temperatures: list[float],
+) -> list[dict[str, float]]:
+    """Per temperature: the KL from the export against the exact KL over ``sample`` export rows."""
     data = load_sequences(data_dir)
     file = read_logits(export)
     device = torch.device("cpu")
@@ -67,27 +67,59 @@ def main(
     z_exact, z_student = torch.cat(exact), torch.cat(stud)
     z_file = full_logits(picked)
     top = torch.as_tensor(picked.top_items.astype(np.int64)) - 1
+    top_err = float((z_file.gather(1, top) - z_exact.gather(1, top)).abs().max())
+    out = []
+    for t in temperatures:
+        full = tempered_kl(z_exact, z_student, t)
+        approx = tempered_kl(z_file, z_student, t)
+        bucket = bucket_kl(z_exact, z_student, top, t)
+        big = full > 1e-3  # relative error of a near-zero KL is rounding noise (the file is float32 too)
+        row_rel = (approx - full).abs()[big] / full[big]
+        out.append(
+            {
+                "T": t,
+                "instances": len(hist),
+                "top_k": int(file.meta["top_k"]),
+                "top_k_max_abs_err": top_err,
+                "kl_full": float(full.mean()),
+                "kl_file": float(approx.mean()),
+                "rel_err_mean": float((approx.mean() - full.mean()).abs() / full.mean()),
+                "row_rel_err_p99": float(row_rel.quantile(0.99)),
+                "row_rel_err_max": float(row_rel.max()),
+                "row_abs_err_max": float((approx - full).abs().max()),
+                "kl_bucket": float(bucket.mean()),
+                "bucket_rel_err_mean": float((bucket.mean() - full.mean()).abs() / full.mean()),
+            }
+        )
+    return out
+
+
+@app.command()
+def main(
+    export: str,
+    teacher: str = typer.Option(..., help="checkpoint that produced the export"),
+    student: str = typer.Option(..., help="checkpoint of the student model"),
+    data_dir: str = "data/processed",
+    sample: int = 2000,
+    batch_size: int = 64,
+    temperatures: str = "0.2,0.6,1.0",
+) -> None:
+    temps = [float(x) for x in temperatures.split(",")]
+    errors = kl_errors(export, teacher, student, data_dir, sample, batch_size, temps)
+    e0 = errors[0]
     print(
-        f"{len(hist)} instances, K = {file.meta['top_k']}, max |file - exact| over top-K "
-        f"{float((z_file.gather(1, top) - z_exact.gather(1, top)).abs().max()):.2e}"
+        f"{e0['instances']} instances, K = {e0['top_k']}, max |file - exact| over top-K "
+        f"{e0['top_k_max_abs_err']:.2e}"
     )
     print(
         "T     KL_full    KL_file    rel.err(mean)  row rel.err p99 / max*  row abs.err max  "
         "KL_topK+bucket  rel.err(mean)"
     )
-    for t in (float(x) for x in temperatures.split(",")):
-        full = tempered_kl(z_exact, z_student, t)
-        approx = tempered_kl(z_file, z_student, t)
-        bucket = bucket_kl(z_exact, z_student, top, t)
-        rel = float((approx.mean() - full.mean()).abs() / full.mean())
-        big = full > 1e-3  # relative error of a near-zero KL is rounding noise (the file is float32 too)
-        row_rel = (approx - full).abs()[big] / full[big]
-        p99, worst = float(row_rel.quantile(0.99)), float(row_rel.max())
-        abs_max = float((approx - full).abs().max())
-        rel_b = float((bucket.mean() - full.mean()).abs() / full.mean())
+    for e in errors:
         print(
-            f"{t:<5} {float(full.mean()):9.4f}  {float(approx.mean()):9.4f}  {rel:12.4%}  "
-            f"{p99:9.4%} / {worst:8.4%}  {abs_max:15.2e}  {float(bucket.mean()):13.4f}  {rel_b:12.4%}"
+            f"{e['T']:<5} {e['kl_full']:9.4f}  {e['kl_file']:9.4f}  {e['rel_err_mean']:12.4%}  "
+            f"{e['row_rel_err_p99']:9.4%} / {e['row_rel_err_max']:8.4%}  {e['row_abs_err_max']:15.2e}  "
+            f"{e['kl_bucket']:13.4f}  {e['bucket_rel_err_mean']:12.4%}"
         )
     print("* over rows whose full KL exceeds 1e-3")
 

@@ -157,9 +157,20 @@ def consistency_weights(student_logits: torch.Tensor, teacher_top_items: torch.T
     if not 1 <= k <= num_items:
         raise ValueError(f"k={k} exceeds the catalogue size {num_items}")
     _check_ids(teacher_top_items, num_items, "teacher_top_items")
-    o_s = student_top_items(student_logits, k)  # [N, K]
-    both = (teacher_top_items.to(o_s.device, torch.int64)[:, :, None] == o_s[:, None, :]).any(dim=2)  # [N, K]
-    return both.to(torch.float32)
+    # Membership in O^S (= student_top_items, ties to the lower id) without sorting the catalogue: a
+    # candidate is in when its score beats the K-th largest score v, or equals v and fewer than
+    # K - #(scores > v) items with score v have a lower id. O(N * I) against the sort's O(N * I log I).
+    scores = student_logits.detach().float()  # [N, I]
+    v = torch.topk(scores, k, dim=1).values[:, k - 1 :]  # [N, 1] K-th largest score
+    cand = teacher_top_items.to(scores.device, torch.int64) - 1  # [N, K] 0-based columns
+    s_cand = scores.gather(1, cand)  # [N, K]
+    inside = s_cand > v
+    tied = s_cand == v
+    if bool(tied.any()):
+        free = k - (scores > v).sum(dim=1, keepdim=True)  # [N, 1] top-K places left for the ties
+        ties_up_to = torch.cumsum((scores == v).to(torch.int32), dim=1)  # [N, I] ties at ids <= column
+        inside |= tied & (ties_up_to.gather(1, cand) - 1 < free)  # ties at lower ids come first
+    return inside.to(torch.float32)
 
 
 def importance_weights(

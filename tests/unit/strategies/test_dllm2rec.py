@@ -96,6 +96,16 @@ def test_consistency_weights_zero_when_disjoint_and_one_when_equal() -> None:
     assert consistency_weights(student, torch.tensor([[3, 1, 2]])).tolist() == [[1.0, 1.0, 1.0]]  # order-free
 
 
+@pytest.mark.parametrize("levels", [3, 50, 10_000])  # many ties, some, almost none
+def test_consistency_weights_match_membership_in_the_sorted_top_k(levels: int) -> None:
+    gen = torch.Generator().manual_seed(levels)
+    student = torch.randint(0, levels, (64, 40), generator=gen).float()
+    teacher = torch.stack([torch.randperm(40, generator=gen)[:7] + 1 for _ in range(64)])
+    o_s = student_top_items(student, 7)  # the sort-based definition of O^S
+    expected = (teacher[:, :, None] == o_s[:, None, :]).any(dim=2).float()
+    assert torch.equal(consistency_weights(student, teacher), expected)
+
+
 def test_student_top_items_break_ties_to_the_lower_id() -> None:
     student = torch.tensor([[1.0, 2.0, 2.0, 0.0, 2.0]])
     assert student_top_items(student, 2).tolist() == [[2, 3]]
