@@ -21,8 +21,10 @@ the machine; medians over repeats where a figure is a rate:
            full-sort validation (from the sasrec section's RecBole run).
 - llm:     the E4SRec fine-tune step's FLOP/s (counted by torch's FlopCounterMode) against this
            machine's float32 matmul peak, and prompt tokens per instance.
-- kl:      the KL and sample-weight kernels against naive references (rows / s), and the error of the
-           KL computed from the Parquet export (top-K exact + 8-bit tail) against the exact one.
+- kl:      the KL and sample-weight kernels against naive references (rows / s): a per-row loop
+           and the vectorised textbook formula, and the low-temperature values of both.
+- topk:    the error of the KL computed from the Parquet export (top-K exact + 8-bit tail) against
+           the exact one (benchmarks/topk_kl_error.py).
 - latency: full-catalogue scoring latency per user, the distilled SASRec against the LLM recommender.
 - repro:   per-stage wall time and peak RSS of the whole default `dvc repro` (from repro_profile.py).
 """
@@ -56,7 +58,7 @@ from llmd4rec_core.params import load_params
 
 app = typer.Typer(add_completion=False, help=__doc__)
 HERE = Path(__file__).resolve().parent
-SECTIONS = ("sasrec", "eval", "llm", "kl", "latency", "repro")
+SECTIONS = ("sasrec", "eval", "llm", "kl", "topk", "latency", "repro")
 Row = dict[str, Any]  # one printed line: figure, ours, reference, ratio, target, note
 
 
@@ -436,6 +438,15 @@ def naive_kl(
     return torch.stack(out).mean()
 
 
+def vectorised_naive_kl(
+    teacher: torch.Tensor, student: torch.Tensor, t: float, w: torch.Tensor, exclude: torch.Tensor
+) -> torch.Tensor:
+    """The same formula on whole tensors: masked softmax, then p * log(p / q) (no log-space)."""
+    p = torch.softmax((teacher / t).masked_fill(exclude, float("-inf")), 1)
+    q = torch.softmax((student / t).masked_fill(exclude, float("-inf")), 1)
+    return (w * (p * (p / q).log()).nansum(1)).mean()
+
+
 def naive_weights(r_s: list[int], r_t: list[int]) -> list[float]:
     out = []
     for s, t in zip(r_s, r_t, strict=True):
@@ -460,9 +471,16 @@ def kl_section(params: Any, data_dir: Path, repeats: int) -> tuple[list[Row], di
     def naive() -> None:
         naive_kl(teacher, student, t, w, exclude).backward()
 
+    def vectorised() -> None:
+        vectorised_naive_kl(teacher, student, t, w, exclude).backward()
+
     ref_value = float(naive_kl(teacher, student.detach(), t, w, exclude))
+    vec_value = float(vectorised_naive_kl(teacher, student.detach(), t, w, exclude))
+    cold = float(weighted_kl(teacher, student.detach(), 0.05, w, exclude))  # a low temperature
+    cold_naive = float(vectorised_naive_kl(teacher, student.detach(), 0.05, w, exclude))
     our_value = float(weighted_kl(teacher, student.detach(), t, w, exclude))
     s_ours, s_naive = median_seconds(ours, repeats), median_seconds(naive, repeats)
+    s_vec = median_seconds(vectorised, repeats)
     r_s = torch.randint(1, data.num_items, (100_000,), generator=gen)
     r_t = torch.randint(1, data.num_items, (100_000,), generator=gen)
     ls, lt = r_s.tolist(), r_t.tolist()
@@ -479,6 +497,15 @@ def kl_section(params: Any, data_dir: Path, repeats: int) -> tuple[list[Row], di
             f"rel. diff to reference {abs(our_value - ref_value) / ref_value:.1e}",
         ),
         row(
+            f"weighted KL fwd+bwd, rows / s, against the vectorised textbook formula (T = {t})",
+            n / s_ours,
+            n / s_vec,
+            "rows/s",
+            "",
+            f"rel. diff {abs(our_value - vec_value) / ref_value:.1e}; at T = 0.05: ours {cold:.4g}, "
+            f"textbook {cold_naive:.4g}",
+        ),
+        row(
             "sample weight (Eq. 4 / 8), ranks / s (100,000)",
             1e5 / s_w,
             1e5 / s_wn,
@@ -487,7 +514,15 @@ def kl_section(params: Any, data_dir: Path, repeats: int) -> tuple[list[Row], di
             f"max |diff| to reference {w_err:.1e}",
         ),
     ]
-    return rows, {"kl_value": our_value, "kl_reference": ref_value, "weight_max_abs_diff": w_err}
+    facts = {
+        "kl_value": our_value,
+        "kl_reference": ref_value,
+        "kl_vectorised_reference": vec_value,
+        "kl_t0.05": cold,
+        "kl_t0.05_vectorised_reference": cold_naive,
+        "weight_max_abs_diff": w_err,
+    }
+    return rows, facts
 
 
 def topk_section(
@@ -599,6 +634,8 @@ def main(
             print("[kl]", flush=True)
             r, facts["kl"] = kl_section(params, data_path, repeats)
             rows += r
+        if "topk" in wanted:
+            print("[topk]", flush=True)
             r, facts["topk_kl_error"] = topk_section(
                 Path(export), Path(export_teacher), Path(student), [params.T2, 1.0]
             )

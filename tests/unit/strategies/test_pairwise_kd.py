@@ -14,10 +14,8 @@ from llmd4rec_core.distill.upward import TeacherLogits, index_teacher
 from llmd4rec_core.logits.schema import LogitsFile
 from llmd4rec_core.strategies.pairwise_kd import PairwiseKD
 from llmd4rec_core.strategies.ranking_kd import candidate_table, row_history
-from llmd4rec_core.training import train_crm
 from tests.unit.strategies.test_ranking_kd import wide_teacher
 from tests.unit.test_training import (  # _one_thread: autouse, one torch thread for tiny models
-    EVAL_BATCH,
     MAX_LEN,
     NUM_ITEMS,
     _one_thread,  # noqa: F401
@@ -87,32 +85,3 @@ def test_users_without_teacher_rows_get_no_term() -> None:
     model, states, lengths = batch(far)
     loss, weights = kd.term(far, lengths, states, torch.zeros(1), model.item_embeddings.weight)
     assert len(weights) == 0 and float(loss) == 0.0
-
-
-def test_weight_zero_is_exactly_plain_training() -> None:
-    data = successor_data()
-    params = crm_params("sasrec", max_epochs=3, patience=3)
-    plain = fresh_model("sasrec", params)
-    train_crm(plain, data, params, MAX_LEN, 0, True, EVAL_BATCH)
-    distilled = fresh_model("sasrec", params)
-    result = train_crm(distilled, data, params, MAX_LEN, 0, True, EVAL_BATCH, distiller(0.0))
-    for key, value in plain.state_dict().items():
-        assert torch.equal(value, distilled.state_dict()[key]), key
-    assert all(row["train_kl"] > 0 for row in result.history)
-
-
-def test_distillation_lifts_the_teachers_first_item_in_the_student() -> None:
-    """The teacher ranks item (last + 7) first, a pattern the data lacks: Eq. 1 lifts it in the student."""
-    data = successor_data()
-    params = crm_params("sasrec", max_epochs=4, patience=4)
-    ranks = {}
-    for weight in (0.0, 2.0):
-        model = fresh_model("sasrec", params)
-        train_crm(model, data, params, MAX_LEN, 0, True, EVAL_BATCH, distiller(weight, k=1))
-        model.eval()
-        histories = data.inputs("valid")
-        with torch.no_grad():
-            scores = model.score_items(left_pad(histories, MAX_LEN))[:, 1:]
-        taught = torch.tensor([(int(h[-1]) + 6) % NUM_ITEMS for h in histories])
-        ranks[weight] = float((scores > scores.gather(1, taught[:, None])).sum(1).float().mean())
-    assert ranks[2.0] < 0.5 * ranks[0.0], ranks

@@ -19,9 +19,7 @@ from llmd4rec_core.strategies.ranking_kd import (
     row_history,
     teacher_candidates,
 )
-from llmd4rec_core.training import train_crm
 from tests.unit.test_training import (  # _one_thread: autouse, one torch thread for tiny models
-    EVAL_BATCH,
     MAX_LEN,
     NUM_ITEMS,
     _one_thread,  # noqa: F401
@@ -142,32 +140,3 @@ def test_term_feeds_the_kernel_masked_scores_candidates_and_fresh_negatives(
         assert int(neg[row, 0]) not in top[row].tolist()
     loss.backward()
     assert model.item_embeddings.weight.grad is not None
-
-
-def test_lambda_zero_is_exactly_plain_training() -> None:
-    data = successor_data()
-    params = crm_params("sasrec", max_epochs=3, patience=3)
-    plain = fresh_model("sasrec", params)
-    train_crm(plain, data, params, MAX_LEN, 0, True, EVAL_BATCH)
-    distilled = fresh_model("sasrec", params)
-    result = train_crm(distilled, data, params, MAX_LEN, 0, True, EVAL_BATCH, distiller(0.0))
-    for key, value in plain.state_dict().items():
-        assert torch.equal(value, distilled.state_dict()[key]), key
-    assert all(row["train_kl"] > 0 for row in result.history)  # the term is computed, weighted 0
-
-
-def test_distillation_moves_the_students_ranking_towards_the_teachers() -> None:
-    """The teacher ranks item (last + 7) first, a pattern the data lacks: L_d lifts it in the student."""
-    data = successor_data()
-    params = crm_params("sasrec", max_epochs=4, patience=4)
-    ranks = {}
-    for lambda_d in (0.0, 2.0):
-        model = fresh_model("sasrec", params)
-        train_crm(model, data, params, MAX_LEN, 0, True, EVAL_BATCH, distiller(lambda_d))
-        model.eval()
-        histories = data.inputs("valid")
-        with torch.no_grad():
-            scores = model.score_items(left_pad(histories, MAX_LEN))[:, 1:]
-        taught = torch.tensor([(int(h[-1]) + 6) % NUM_ITEMS for h in histories])
-        ranks[lambda_d] = float((scores > scores.gather(1, taught[:, None])).sum(1).float().mean())
-    assert ranks[2.0] < 0.5 * ranks[0.0], ranks
