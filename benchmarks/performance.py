@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import resource
 import statistics
 import subprocess
@@ -48,6 +49,7 @@ import polars as pl
 import torch
 import typer
 
+os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars would drown the table (set before tqdm loads)
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling benchmark modules
 from latency import seconds_per_user
 from topk_kl_error import kl_errors
@@ -208,7 +210,7 @@ def ours_sasrec(
 
 
 def sasrec_section(
-    params: Any, data_dir: Path, work: Path, recbole_python: Path, epochs: int
+    params: Any, data_dir: Path, work: Path, recbole_python: Path, epochs: int, ours_losses: list[str]
 ) -> tuple[list[Row], dict[str, Any]]:
     if not recbole_python.exists():
         raise typer.BadParameter(f"{recbole_python}: RecBole's venv not found (see this module's docstring)")
@@ -238,9 +240,7 @@ def sasrec_section(
         check=True,
     )
     curves = {"recbole": read_curve(rb_out)}
-    for loss in ("ce", params.sasrec.loss):
-        if loss in {k.split(":")[-1] for k in curves}:
-            continue
+    for loss in dict.fromkeys(ours_losses):
         print(f"[sasrec] ours, loss {loss}", flush=True)
         path = work / f"ours_{loss}.jsonl"
         subprocess.run(
@@ -310,12 +310,14 @@ def sasrec_section(
     return rows, {k: {"header": h, "curve": c} for k, (h, c) in curves.items()}
 
 
-def eval_section(params: Any, data_dir: Path, recbole: dict[str, Any] | None, repeats: int) -> list[Row]:
-    from llmd4rec_core.models import build_crm
+def eval_section(
+    params: Any, data_dir: Path, model_dir: Path, recbole: dict[str, Any] | None, repeats: int
+) -> list[Row]:
+    from llmd4rec_core.recommenders import load_recommender
     from llmd4rec_core.scoring import ranks_by_length
 
     data = load_sequences(data_dir)
-    net = build_crm("sasrec", params.sasrec, data.num_items).eval()
+    net = load_recommender(model_dir, data.num_items, torch.device("cpu")).scorer
     hist, tgt = data.inputs("valid"), data.targets("valid")
     cpu = torch.device("cpu")
     sec = median_seconds(lambda: ranks_by_length(net, hist, tgt, params.sasrec.max_len, 4096, cpu), repeats)
@@ -596,6 +598,7 @@ def main(
     data_dir: str = typer.Option("data/processed"),
     recbole_python: str = typer.Option(str(HERE / ".venv-recbole" / "bin" / "python")),
     recbole_epochs: int = typer.Option(30, help="RecBole epoch cap (it also stops after 10 without gain)"),
+    ours_loss: str = typer.Option("ce,sampled", help="our SASRec's losses to run (ce = RecBole's)"),
     repeats: int = typer.Option(5, help="repeats of each timed kernel (median reported)"),
     llm_model: str = typer.Option("models/llmd4rec_l/round0", help="E4SRec checkpoint to time"),
     export: str = typer.Option("logits/llmd4rec_l/round1/train.parquet"),
@@ -621,11 +624,15 @@ def main(
     with tempfile.TemporaryDirectory(prefix="llmd4rec-bench-") as tmp:
         work = Path(tmp)
         if "sasrec" in wanted:
-            r, facts["sasrec"] = sasrec_section(params, data_path, work, Path(recbole_python), recbole_epochs)
+            r, facts["sasrec"] = sasrec_section(
+                params, data_path, work, Path(recbole_python), recbole_epochs, ours_loss.split(",")
+            )
             rows += r
         if "eval" in wanted:
             print("[eval]", flush=True)
-            rows += eval_section(params, data_path, (facts.get("sasrec") or {}).get("recbole"), repeats)
+            rows += eval_section(
+                params, data_path, Path(student), (facts.get("sasrec") or {}).get("recbole"), repeats
+            )
         if "llm" in wanted:
             print("[llm]", flush=True)
             r, facts["llm"] = llm_section(params, data_path, Path(llm_model), repeats)
