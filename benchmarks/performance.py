@@ -393,11 +393,9 @@ def llm_section(
         toks.append(int(tokens[idx].sum()))
     achieved = [f / s / 1e9 for f, s in zip(flops[1:], secs[1:], strict=True)]  # first = warm-up
     peak, n = matmul_peak(repeats)
-    head_flops = 3 * 2 * cfg.batch_size * model.w_out.weight.shape[0] * data.num_items  # fwd + 2 bwd
     facts = {
         "gflop_per_step_median": statistics.median(flops[1:]) / 1e9,
         "seconds_per_step_median": statistics.median(secs[1:]),
-        "item_head_share_of_flops": head_flops / statistics.median(flops[1:]),
         "matmul_peak_size": n,
         "prompt_tokens_mean": float(tokens.mean()),
         "prefix_suffix_tokens": len(model.template.prefix) + len(model.template.suffix),
