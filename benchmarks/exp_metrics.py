@@ -47,7 +47,11 @@ def main(
     out: str = typer.Option(..., help="JSON rows"),
 ) -> None:
     wanted = [n for n in names.split(",") if n]
-    revs = named_revs(json.load(sys.stdin), wanted)
+    try:
+        show = json.load(sys.stdin)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"stdin: not the JSON of `dvc exp show --json` ({exc})") from None
+    revs = named_revs(show, wanted)
     rows = []
     for name in wanted:
         data = revs[name]["data"]
