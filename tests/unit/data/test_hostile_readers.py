@@ -654,6 +654,20 @@ def test_parquet_truncated_flipped_or_foreign(draw: st.DataObject) -> None:
             assert isinstance(outcome(lambda p: read_table(p, TABLE), path), str)
 
 
+def test_parquet_metadata_that_is_not_utf8_is_ignored() -> None:
+    """Regression (Hypothesis seed 258833852090125514562876574803152572217): a flipped footer byte left
+    invalid UTF-8 in the schema metadata, which pyarrow reads and polars panicked on."""
+    with scratch() as tmp:
+        path = tmp / "t.parquet"
+        rows = valid_parquet(path)
+        table = pq.read_table(path)
+        field = table.schema.field("i").with_metadata({b"note": b"\xff\xfe"})
+        bad = table.cast(table.schema.set(1, field)).replace_schema_metadata({b"k": b"\xc3\x28"})
+        pq.write_table(bad, path, write_page_checksum=True)
+        got = outcome(lambda p: read_table(p, TABLE), path)
+        assert not isinstance(got, str) and canonical(got.rows()) == canonical(rows)
+
+
 def test_parquet_missing_and_repeated_columns_and_no_rows() -> None:
     with scratch() as tmp:
         path = tmp / "t.parquet"
