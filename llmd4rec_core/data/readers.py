@@ -233,8 +233,8 @@ def _read_parquet(path: Path, wanted: dict[str, str]) -> pl.DataFrame:
         raise InputError(
             f"{path}: unreadable Parquet file: {(str(exc) or type(exc).__name__).splitlines()[0]}"
         ) from None
-    # rebuilt without schema/field metadata: nothing here reads it, and polars panics (an uncatchable
-    # pyo3 PanicException) on metadata that is not valid UTF-8, e.g. after one flipped footer byte
+    # rebuilt without schema/field metadata: nothing here reads it, and polars panics (pyo3 PanicException,
+    # not an Exception) on metadata that is not valid UTF-8, e.g. after one flipped footer byte
     bare = pa.Table.from_arrays(table.columns, names=table.column_names)
     frame = pl.from_arrow(bare)
     assert isinstance(frame, pl.DataFrame)
