@@ -30,6 +30,10 @@ the machine; medians over repeats where a figure is a rate:
            the exact one (benchmarks/topk_kl_error.py).
 - latency: full-catalogue scoring latency per user, the distilled SASRec against the LLM recommender.
 - repro:   per-stage wall time and peak RSS of the whole default `dvc repro` (from repro_profile.py).
+
+    python benchmarks/performance.py retable benchmarks/results/performance.json
+
+re-derives the SASRec rows of a finished run from the curves it stored, without training again.
 """
 
 from __future__ import annotations
